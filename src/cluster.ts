@@ -1,0 +1,51 @@
+import type { V1Node, V1Pod } from '@kubernetes/client-node'
+
+/**
+ * The seam between the engine and a cluster. `src/sim` implements it in memory for the default
+ * local mode and the unit tests; `src/kube` implements it on the Kubernetes API. Both must keep
+ * the API server's semantics: optimistic concurrency on nodes, 429 from PodDisruptionBudgets,
+ * pods that take time to terminate.
+ */
+export type Cluster = {
+  readonly kind: 'simulated' | 'kubernetes'
+  /** Nodes as last observed (a watch cache on Kubernetes). Throws ClusterError 'unavailable' when unknown. */
+  listNodes (): Promise<V1Node[]>
+  /** A fresh read, for read-modify-write. Undefined when the node does not exist. */
+  getNode (name: string): Promise<V1Node | undefined>
+  /** Merge-patches annotations (null deletes) and `spec.unschedulable`; with a resourceVersion, fails with 'conflict' if the node changed. */
+  patchNode (name: string, patch: NodePatch, resourceVersion?: string): Promise<V1Node>
+  listPodsOnNode (name: string): Promise<V1Pod[]>
+  evictPod (namespace: string, name: string): Promise<EvictionResult>
+  deletePod (namespace: string, name: string, gracePeriodSeconds?: number): Promise<void>
+  /** Resolves once no pod with this pod's uid exists; rejects when the signal aborts. */
+  waitForPodGone (pod: V1Pod, signal: AbortSignal): Promise<void>
+  recordEvent (node: V1Node, event: NodeEvent): Promise<void>
+  /** Calls back whenever a node changes, so the engine reacts without polling. Returns an unsubscribe. */
+  onNodeChange (listener: (node: V1Node) => void): () => void
+}
+
+export type NodePatch = { annotations?: Record<string, string | null>, unschedulable?: boolean }
+
+export type EvictionResult =
+  | { status: 'evicted' }
+  /** The pod no longer exists: counts as evicted. */
+  | { status: 'gone' }
+  /** Refused for now (429, a PodDisruptionBudget); try again after the hint when given. */
+  | { status: 'blocked', message: string, retryAfterMs?: number }
+
+export type NodeEvent = { type: 'Normal' | 'Warning', reason: string, action: string, note: string }
+
+export type ClusterErrorKind = 'unavailable' | 'conflict' | 'not-found' | 'invalid'
+
+export class ClusterError extends Error {
+  readonly kind: ClusterErrorKind
+  constructor (kind: ClusterErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ClusterError'
+    this.kind = kind
+  }
+}
+
+export function isClusterError (err: unknown, kind: ClusterErrorKind): err is ClusterError {
+  return err instanceof ClusterError && err.kind === kind
+}

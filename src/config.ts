@@ -1,0 +1,250 @@
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+import { formatDuration, parseDuration } from './duration.ts'
+import type { PolicyConfig } from './policy/config.ts'
+import type { ProviderAction } from './providers/provider.ts'
+
+/**
+ * Configuration from environment variables and CLI flags (a flag wins). One table says, for every
+ * option, its variable, its flag, its default and what it does: `--help` prints it, and a bad
+ * value stops the start with a message naming the option.
+ */
+const action = Type.Union([Type.Literal('reboot'), Type.Literal('replace'), Type.Literal('none')])
+const duration = Type.Integer({ minimum: 0 })
+
+export const ConfigSchema = Type.Object({
+  host: Type.Optional(Type.String({ minLength: 1 })),
+  port: Type.Integer({ minimum: 0, maximum: 65535 }),
+  webhookToken: Type.Optional(Type.String({ minLength: 1 })),
+  webhookTokenFile: Type.Optional(Type.String({ minLength: 1 })),
+  insecureNoAuth: Type.Boolean(),
+  faultsEnabled: Type.Boolean(),
+  faultsToken: Type.Optional(Type.String({ minLength: 1 })),
+  faultsTokenFile: Type.Optional(Type.String({ minLength: 1 })),
+  dryRun: Type.Boolean(),
+  logLevel: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+  cluster: Type.Union([Type.Literal('sim'), Type.Literal('kubernetes')]),
+  kubeconfig: Type.Optional(Type.String({ minLength: 1 })),
+  maxConcurrentDrains: Type.Integer({ minimum: 1, maximum: 1000 }),
+  cooldown: duration,
+  poolSpacing: duration,
+  nodeLabels: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  optInLabel: Type.String({ minLength: 1 }),
+  providerAction: action,
+  annotationPrefix: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }),
+  poolLabel: Type.String({ minLength: 1 }),
+  zoneLabel: Type.String({ minLength: 1 }),
+  clockSkew: duration,
+  minFiringAge: duration,
+  flapWindow: Type.Integer({ minimum: 1 }),
+  flapMaxRefires: Type.Integer({ minimum: 0 }),
+  breakerThreshold: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+  breakerMinNodes: Type.Integer({ minimum: 1 }),
+  breakerSettle: duration,
+  drainTimeout: Type.Integer({ minimum: 1 }),
+  evictionConcurrency: Type.Integer({ minimum: 1, maximum: 100 }),
+  evictionBackoff: Type.Integer({ minimum: 1 }),
+  evictionBackoffMax: Type.Integer({ minimum: 1 }),
+  forceDeleteOnTimeout: Type.Boolean(),
+  prometheusUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+  provider: Type.Union([Type.Literal('sim'), Type.Literal('none'), Type.Literal('aws'), Type.Literal('clusterapi'), Type.Literal('karpenter')]),
+  providerTimeout: Type.Integer({ minimum: 1 }),
+  bodyLimit: Type.Integer({ minimum: 1024 }),
+  reconcileInterval: Type.Integer({ minimum: 100 })
+})
+export type Config = Static<typeof ConfigSchema>
+
+type Kind = 'string' | 'int' | 'number' | 'bool' | 'duration' | 'list'
+type Option = { env: string, kind: Kind, default?: string, help: string }
+
+export const options: Record<keyof Config, Option> = {
+  host: { env: 'HOST', kind: 'string', help: 'Address to listen on. Default 0.0.0.0; 127.0.0.1 when running unauthenticated on the simulated cluster.' },
+  port: { env: 'PORT', kind: 'int', default: '8080', help: 'Port to listen on.' },
+  webhookToken: { env: 'WEBHOOK_TOKEN', kind: 'string', help: 'Bearer token Alertmanager must send (prefer WEBHOOK_TOKEN_FILE).' },
+  webhookTokenFile: { env: 'WEBHOOK_TOKEN_FILE', kind: 'string', help: 'File holding the webhook bearer token.' },
+  insecureNoAuth: { env: 'INSECURE_NO_AUTH', kind: 'bool', default: 'false', help: 'Run without a token on a real cluster. Never do this outside a lab.' },
+  faultsEnabled: { env: 'FAULTS_ENABLED', kind: 'bool', default: 'false', help: 'Enable POST /v1/faults (manual fault injection).' },
+  faultsToken: { env: 'FAULTS_TOKEN', kind: 'string', help: 'Bearer token for POST /v1/faults (prefer FAULTS_TOKEN_FILE).' },
+  faultsTokenFile: { env: 'FAULTS_TOKEN_FILE', kind: 'string', help: 'File holding the fault-injection bearer token.' },
+  dryRun: { env: 'DRY_RUN', kind: 'bool', default: 'false', help: 'Compute and report every decision; change nothing in the cluster.' },
+  logLevel: { env: 'LOG_LEVEL', kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace.' },
+  cluster: { env: 'CLUSTER', kind: 'string', default: 'sim', help: 'sim (an in-memory demo cluster) or kubernetes (explicit, real).' },
+  kubeconfig: { env: 'KUBECONFIG', kind: 'string', help: 'Kubeconfig for CLUSTER=kubernetes; in-cluster credentials when unset.' },
+  maxConcurrentDrains: { env: 'MAX_CONCURRENT_DRAINS', kind: 'int', default: '1', help: 'Nodes that may be out of service because of us at once (cluster-wide).' },
+  cooldown: { env: 'COOLDOWN', kind: 'duration', default: '30m', help: 'Per node: no new remediation this long after one ends.' },
+  poolSpacing: { env: 'POOL_SPACING', kind: 'duration', default: '5m', help: 'Per pool: minimum time between two remediation starts.' },
+  nodeLabels: { env: 'NODE_LABELS', kind: 'list', default: 'node,kubernetes_node', help: 'Alert labels that may carry the node name, in order.' },
+  optInLabel: { env: 'OPT_IN_LABEL', kind: 'string', default: 'remediation', help: 'Alert label that opts in: drain (then PROVIDER_ACTION), reboot or replace.' },
+  providerAction: { env: 'PROVIDER_ACTION', kind: 'string', default: 'replace', help: 'What remediation="drain" asks the provider for: reboot, replace or none.' },
+  annotationPrefix: { env: 'ANNOTATION_PREFIX', kind: 'string', default: 'self-healing-controller.io', help: 'Prefix of the Node annotations that hold the persisted state.' },
+  poolLabel: { env: 'POOL_LABEL', kind: 'string', default: 'pool', help: 'Node label naming its pool (circuit breaker and spacing scope).' },
+  zoneLabel: { env: 'ZONE_LABEL', kind: 'string', default: 'topology.kubernetes.io/zone', help: 'Node label naming its zone.' },
+  clockSkew: { env: 'CLOCK_SKEW', kind: 'duration', default: '1m', help: 'How far in the future an alert startsAt may be before it is ignored.' },
+  minFiringAge: { env: 'MIN_FIRING_AGE', kind: 'duration', default: '2m', help: 'Minimum time an alert has fired (from startsAt) before a drain starts.' },
+  flapWindow: { env: 'FLAP_WINDOW', kind: 'duration', default: '1h', help: 'Window in which re-fires of a node\'s alerts are counted.' },
+  flapMaxRefires: { env: 'FLAP_MAX_REFIRES', kind: 'int', default: '2', help: 'More re-fires than this within FLAP_WINDOW hold the node instead of draining it.' },
+  breakerThreshold: { env: 'BREAKER_THRESHOLD', kind: 'number', default: '0.2', help: 'Share of a pool (or of a zone in it) alerting at which no new drains start there.' },
+  breakerMinNodes: { env: 'BREAKER_MIN_NODES', kind: 'int', default: '2', help: 'The breaker needs at least this many alerting nodes (one sick node never trips it).' },
+  breakerSettle: { env: 'BREAKER_SETTLE', kind: 'duration', default: '10m', help: 'How long the share must stay below the threshold before the breaker closes.' },
+  drainTimeout: { env: 'DRAIN_TIMEOUT', kind: 'duration', default: '15m', help: 'Deadline of one drain; then outcome drain-timeout.' },
+  evictionConcurrency: { env: 'EVICTION_CONCURRENCY', kind: 'int', default: '5', help: 'Evictions in flight per drain.' },
+  evictionBackoff: { env: 'EVICTION_BACKOFF', kind: 'duration', default: '1s', help: 'First wait after a refused eviction (doubles; Retry-After wins when longer).' },
+  evictionBackoffMax: { env: 'EVICTION_BACKOFF_MAX', kind: 'duration', default: '30s', help: 'Longest wait between eviction attempts of one pod.' },
+  forceDeleteOnTimeout: { env: 'FORCE_DELETE_ON_TIMEOUT', kind: 'bool', default: 'false', help: 'At the drain deadline, delete remaining pods with grace 0 (bypasses PodDisruptionBudgets).' },
+  prometheusUrl: { env: 'PROMETHEUS_URL', kind: 'string', help: 'When set, a drain starts only if Prometheus still reports the alert firing.' },
+  provider: { env: 'PROVIDER', kind: 'string', help: 'sim, none, aws, clusterapi or karpenter. Default sim on the simulated cluster, none otherwise.' },
+  providerTimeout: { env: 'PROVIDER_TIMEOUT', kind: 'duration', default: '10m', help: 'Deadline of one provider remediation, retries included.' },
+  bodyLimit: { env: 'BODY_LIMIT', kind: 'int', default: '5242880', help: 'Largest accepted request body in bytes.' },
+  reconcileInterval: { env: 'RECONCILE_INTERVAL', kind: 'duration', default: '10s', help: 'Longest time between two reconcile passes (changes trigger one sooner).' }
+}
+
+export class ConfigError extends Error {}
+
+const flagOf = (key: string) => '--' + key.replace(/[A-Z]/g, c => '-' + c.toLowerCase())
+const nameOf = (key: keyof Config) => `${options[key].env} (${flagOf(key)})`
+
+function convert (key: keyof Config, text: string): unknown {
+  const { kind } = options[key]
+  const fail = (what: string) => new ConfigError(`${nameOf(key)}: "${text}" is not ${what}`)
+  switch (kind) {
+    case 'string': return text
+    case 'list': return text.split(',').map(s => s.trim()).filter(s => s !== '')
+    case 'int': if (!/^-?\d+$/.test(text.trim())) throw fail('a whole number'); return Number(text)
+    case 'number': if (text.trim() === '' || Number.isNaN(Number(text))) throw fail('a number'); return Number(text)
+    case 'bool':
+      if (/^(true|1|yes)$/i.test(text.trim())) return true
+      if (/^(false|0|no)$/i.test(text.trim())) return false
+      throw fail('true or false')
+    case 'duration': {
+      const ms = parseDuration(text)
+      if (ms === undefined) throw fail('a duration such as 30s, 5m or 1h30m')
+      return ms
+    }
+  }
+}
+
+export function helpText (): string {
+  const lines = ['Usage: self-healing-controller [options]', '       self-healing-controller lint-rules FILE...', '', 'Options (flag or environment variable; the flag wins):']
+  for (const [key, option] of Object.entries(options) as Array<[keyof Config, Option]>) {
+    const shown = option.default === undefined ? '' : ` (default ${option.default})`
+    lines.push(`  ${flagOf(key).padEnd(28)} ${option.env.padEnd(24)} ${option.help}${shown}`)
+  }
+  return lines.join('\n')
+}
+
+/** Reads options from argv and env, converts and validates them. Throws ConfigError naming the option. */
+export function parseConfig (argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Config | 'help' {
+  const keys = Object.keys(options) as Array<keyof Config>
+  let values: Record<string, string | boolean | undefined>
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(keys.map(key => [flagOf(key).slice(2), { type: options[key].kind === 'bool' ? 'boolean' : 'string' }] as const))
+      },
+      strict: true,
+      allowPositionals: false
+    }).values as Record<string, string | boolean | undefined>
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  if (values.help === true) return 'help'
+  const raw: Record<string, unknown> = {}
+  for (const key of keys) {
+    const flag = values[flagOf(key).slice(2)]
+    const text = typeof flag === 'boolean' ? String(flag) : flag ?? env[options[key].env] ?? options[key].default
+    if (text !== undefined) raw[key] = convert(key, text)
+  }
+  raw.provider ??= raw.cluster === 'sim' ? 'sim' : 'none'
+  for (const error of Value.Errors(ConfigSchema, raw)) {
+    const key = error.instancePath.split('/')[1] as keyof Config | undefined
+    throw new ConfigError(key !== undefined && key in options ? `${nameOf(key)}: ${error.message}` : `configuration: ${error.message}`)
+  }
+  const config = raw as Config
+  if (config.evictionBackoffMax < config.evictionBackoff) throw new ConfigError(`${nameOf('evictionBackoffMax')}: must be at least EVICTION_BACKOFF`)
+  if (config.provider === 'sim' && config.cluster !== 'sim') throw new ConfigError(`${nameOf('provider')}: the sim provider only works on the simulated cluster`)
+  return config
+}
+
+export type Credentials = { webhook?: string, faults?: string }
+/** The configuration once credentials are resolved: the listen address is settled. */
+export type ServiceConfig = Config & { host: string }
+
+function readSecret (key: 'webhookToken' | 'faultsToken', fileKey: 'webhookTokenFile' | 'faultsTokenFile', config: Config): string | undefined {
+  if (config[key] !== undefined && config[fileKey] !== undefined) throw new ConfigError(`${nameOf(key)} and ${nameOf(fileKey)}: set one, not both`)
+  const file = config[fileKey]
+  if (file === undefined) return config[key]
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8').trim()
+  } catch (err) {
+    throw new ConfigError(`${nameOf(fileKey)}: cannot read ${file}: ${(err as Error).message}`)
+  }
+  if (text === '') throw new ConfigError(`${nameOf(fileKey)}: ${file} is empty`)
+  return text
+}
+
+/**
+ * Tokens, and the one exception to "a token is required": the simulated cluster on loopback.
+ * Returns the credentials and the warnings to log.
+ */
+export function resolveCredentials (config: Config): { config: ServiceConfig, credentials: Credentials, warnings: string[] } {
+  const credentials: Credentials = {}
+  const webhook = readSecret('webhookToken', 'webhookTokenFile', config)
+  const faults = readSecret('faultsToken', 'faultsTokenFile', config)
+  if (webhook !== undefined) credentials.webhook = webhook
+  if (faults !== undefined) credentials.faults = faults
+  const warnings: string[] = []
+  let resolved: ServiceConfig = { ...config, host: config.host ?? '0.0.0.0' }
+  if (webhook === undefined) {
+    const loopback = ['127.0.0.1', '::1', 'localhost'].includes(config.host ?? '')
+    if (config.cluster === 'sim' && (config.host === undefined || loopback)) {
+      resolved = { ...config, host: config.host ?? '127.0.0.1' }
+      warnings.push('no WEBHOOK_TOKEN: running unauthenticated, on 127.0.0.1 only (allowed on the simulated cluster)')
+    } else if (config.insecureNoAuth) {
+      warnings.push('INSECURE_NO_AUTH is set: every endpoint is open to anyone who can reach this port')
+    } else {
+      throw new ConfigError(`${nameOf('webhookToken')} or ${nameOf('webhookTokenFile')}: a token is required (or INSECURE_NO_AUTH=true in a lab)`)
+    }
+  }
+  if (config.faultsEnabled && faults === undefined && webhook !== undefined) {
+    throw new ConfigError(`${nameOf('faultsToken')} or ${nameOf('faultsTokenFile')}: FAULTS_ENABLED needs its own token`)
+  }
+  return { config: resolved, credentials, warnings }
+}
+
+export function policyOf (config: Config): PolicyConfig {
+  const optInActions: Record<string, ProviderAction> = { drain: config.providerAction, reboot: 'reboot', replace: 'replace' }
+  return {
+    nodeLabels: config.nodeLabels,
+    optInLabel: config.optInLabel,
+    optInActions,
+    clockSkewMs: config.clockSkew,
+    minFiringAgeMs: config.minFiringAge,
+    flapWindowMs: config.flapWindow,
+    flapMaxRefires: config.flapMaxRefires,
+    cooldownMs: config.cooldown,
+    poolSpacingMs: config.poolSpacing,
+    poolLabel: config.poolLabel,
+    zoneLabel: config.zoneLabel,
+    breakerThreshold: config.breakerThreshold,
+    breakerMinNodes: config.breakerMinNodes,
+    breakerSettleMs: config.breakerSettle,
+    maxConcurrentDrains: config.maxConcurrentDrains,
+    drainTimeoutMs: config.drainTimeout
+  }
+}
+
+/** The settings worth one log line at start, durations in their written form. */
+export function describeConfig (config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, option] of Object.entries(options) as Array<[keyof Config, Option]>) {
+    if (key === 'webhookToken' || key === 'faultsToken') continue
+    const value = config[key]
+    out[key] = option.kind === 'duration' && typeof value === 'number' ? formatDuration(value) : value
+  }
+  return out
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto'
+import swagger from '@fastify/swagger'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { Type } from 'typebox'
+import { WebhookPayload, type WebhookAlert } from '../alerts/webhook.ts'
+import { isClusterError } from '../cluster.ts'
+import type { Credentials } from '../config.ts'
+import type { Metrics } from '../metrics.ts'
+import type { PolicyConfig } from '../policy/config.ts'
+import type { Engine } from '../remediation/engine.ts'
+import { iso } from '../remediation/record.ts'
+import { requireBearer } from './auth.ts'
+import { DecisionsBody, ErrorBody, FaultRequest, NodeStatusBody } from './schemas.ts'
+
+export type AppOptions = {
+  engine: Engine
+  metrics: Metrics
+  policy: PolicyConfig
+  /** undefined tokens mean authentication is off (logged at start). */
+  credentials: Credentials | undefined
+  faultsEnabled: boolean
+  dryRun: boolean
+  bodyLimit: number
+  /** Cluster reachable and persisted state recovered. */
+  ready: () => Promise<{ ready: boolean, reason: string }>
+  now?: () => number
+}
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 503: ErrorBody }
+
+/** The HTTP surface as a Fastify plugin: tests register it and drive it with inject; server.ts listens. */
+export async function app (fastify: FastifyInstance, options: AppOptions): Promise<void> {
+  const api = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const now = options.now ?? Date.now
+  const { engine, metrics, policy } = options
+  const open = options.credentials === undefined
+  const webhookAuth = requireBearer(open ? undefined : [options.credentials!.webhook!].filter(Boolean))
+  const faultAuth = requireBearer(open ? undefined : [options.credentials!.faults].filter(t => t !== undefined))
+  const readAuth = requireBearer(open ? undefined : [options.credentials!.webhook, options.credentials!.faults].filter(t => t !== undefined))
+
+  // Only JSON is accepted: anything else is a 415, not a 400 about a string body.
+  fastify.removeContentTypeParser('text/plain')
+
+  await fastify.register(swagger, {
+    openapi: {
+      info: { title: 'Self-Healing Controller', version: '0.1.0', description: 'Alertmanager webhook in; paced, explained node remediation out.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+    }
+  })
+
+  fastify.setErrorHandler((err: FastifyError, request, reply) => {
+    if (isClusterError(err, 'unavailable')) {
+      // 5xx so that Alertmanager retries: nothing was decided, nothing was lost.
+      return reply.code(503).header('retry-after', '10').send({ statusCode: 503, error: 'Service Unavailable', message: `cannot decide now: ${err.message}` })
+    }
+    const status = err.statusCode ?? 500
+    if (status >= 500) request.log.error({ err }, 'request failed')
+    return reply.code(status).send({ statusCode: status, error: status >= 500 ? 'Internal Server Error' : err.code ?? 'Error', message: err.message })
+  })
+
+  api.post('/v1/alerts', {
+    bodyLimit: options.bodyLimit,
+    onRequest: webhookAuth,
+    schema: {
+      summary: 'Alertmanager webhook (payload version 4)',
+      security: [{ bearer: [] }],
+      body: WebhookPayload,
+      response: { 202: DecisionsBody, ...errors }
+    }
+  }, async (request, reply) => {
+    const decisions = await engine.intake(request.body.alerts, 'alertmanager', options.dryRun)
+    const truncated = request.body.truncatedAlerts ?? 0
+    if (truncated > 0) request.log.warn({ truncated, groupKey: request.body.groupKey }, 'Alertmanager truncated this notification (max_alerts); the cut alerts were not seen')
+    return reply.code(202).send({ dryRun: options.dryRun, truncatedAlerts: truncated, decisions })
+  })
+
+  api.post('/v1/faults', {
+    onRequest: faultAuth,
+    schema: {
+      summary: 'Inject a fault by hand: a synthetic firing alert through the same pipeline and safety rules',
+      security: [{ bearer: [] }],
+      body: FaultRequest,
+      response: { 202: DecisionsBody, ...errors }
+    }
+  }, async (request, reply) => {
+    if (!options.faultsEnabled) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'fault injection is disabled (set FAULTS_ENABLED=true)' })
+    const { node, signal = 'ManualFault', reason, dryRun = false } = request.body
+    const alert: WebhookAlert = {
+      status: 'firing',
+      labels: { alertname: signal, [policy.nodeLabels[0]!]: node, [policy.optInLabel]: 'drain', injected: 'true' },
+      annotations: { summary: reason ?? `fault injected by hand on ${node}` },
+      startsAt: iso(now()),
+      endsAt: '0001-01-01T00:00:00Z',
+      fingerprint: createHash('sha256').update(`fault\0${node}\0${signal}`).digest('hex').slice(0, 16)
+    }
+    const decisions = await engine.intake([alert], 'fault', dryRun || options.dryRun)
+    return reply.code(202).send({ dryRun: dryRun || options.dryRun, truncatedAlerts: 0, decisions })
+  })
+
+  api.get('/v1/nodes', {
+    onRequest: readAuth,
+    schema: { summary: 'Every tracked node\'s remediation state', security: [{ bearer: [] }], response: { 200: Type.Object({ nodes: Type.Array(NodeStatusBody) }), ...errors } }
+  }, async () => ({ nodes: await engine.nodes() }))
+
+  api.get('/v1/nodes/:name', {
+    onRequest: readAuth,
+    schema: { summary: 'One node\'s remediation state and recent transitions', security: [{ bearer: [] }], params: Type.Object({ name: Type.String({ maxLength: 253 }) }), response: { 200: NodeStatusBody, ...errors } }
+  }, async (request, reply) => {
+    const status = await engine.node(request.params.name)
+    if (status === undefined) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `node ${request.params.name} is not in the cluster` })
+    return status
+  })
+
+  api.get('/healthz', { schema: { summary: 'The process is alive' } }, async () => ({ status: 'ok' }))
+
+  api.get('/readyz', { schema: { summary: 'Cluster reachable and persisted state recovered' } }, async (request, reply) => {
+    const state = await options.ready().catch(err => ({ ready: false, reason: (err as Error).message }))
+    return reply.code(state.ready ? 200 : 503).send({ status: state.ready ? 'ready' : 'not ready', reason: state.reason })
+  })
+
+  api.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+
+  api.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+}
+
+/** A Fastify instance with the app registered; what server.ts listens with and tests inject into. */
+export async function buildApp (options: AppOptions, server: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  // Probes and scrapes come every few seconds; logging them would drown the decisions.
+  const quiet = new Set(['/healthz', '/readyz', '/metrics'])
+  const logController = new LogController({ disableRequestLogging: request => quiet.has(request.url) })
+  const fastify = Fastify({ logController, ...server })
+  await fastify.register(app, options)
+  return fastify
+}

@@ -1,0 +1,94 @@
+import { pino, type Logger } from 'pino'
+import { createPrometheusCheck } from './alerts/prometheus.ts'
+import type { Cluster } from './cluster.ts'
+import { ConfigError, describeConfig, helpText, parseConfig, policyOf, resolveCredentials, type ServiceConfig } from './config.ts'
+import { buildApp } from './http/app.ts'
+import { createMetrics } from './metrics.ts'
+import { noneProvider } from './providers/none.ts'
+import type { Provider } from './providers/provider.ts'
+import { withRetries } from './providers/retry.ts'
+import { createEngine } from './remediation/engine.ts'
+import { startSimulation } from './sim/index.ts'
+
+/** Composition root: configuration → cluster and provider → engine → HTTP. Nothing else lives here. */
+
+async function connect (config: ServiceConfig, log: Logger): Promise<{ cluster: Cluster, provider: Provider }> {
+  if (config.cluster === 'sim') {
+    if (config.kubeconfig !== undefined) log.warn('KUBECONFIG is ignored: CLUSTER=sim (set CLUSTER=kubernetes to use it)')
+    return startSimulation({ poolLabel: config.poolLabel, zoneLabel: config.zoneLabel, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }, log)
+  }
+  throw new ConfigError('CLUSTER (--cluster): kubernetes is not available in this build')
+}
+
+export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config: ServiceConfig
+  let credentials
+  let warnings: string[]
+  try {
+    const parsed = parseConfig(argv, env)
+    if (parsed === 'help') {
+      console.log(helpText())
+      return 0
+    }
+    ({ config, credentials, warnings } = resolveCredentials(parsed))
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    console.error(`self-healing-controller: ${err.message}\nRun with --help to list every option.`)
+    return 2
+  }
+  const log = pino({ name: 'self-healing-controller', level: config.logLevel })
+  for (const warning of warnings) log.warn(warning)
+  log.info({ config: describeConfig(config) }, 'starting')
+
+  const { cluster, provider } = await connect(config, log)
+  const metrics = createMetrics()
+  const policy = policyOf(config)
+  const engine = createEngine({
+    cluster,
+    provider: withRetries(provider, { deadlineMs: config.providerTimeout, initialDelayMs: 1000, maxDelayMs: 30_000 }),
+    metrics,
+    log,
+    config: {
+      policy,
+      annotationPrefix: config.annotationPrefix,
+      dryRun: config.dryRun,
+      reconcileIntervalMs: config.reconcileInterval,
+      drain: {
+        concurrency: config.evictionConcurrency,
+        backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax },
+        forceDeleteOnTimeout: config.forceDeleteOnTimeout
+      }
+    },
+    ...(config.prometheusUrl === undefined ? {} : { prometheusCheck: createPrometheusCheck(config.prometheusUrl, config.nodeLabels) })
+  })
+  const app = await buildApp({
+    engine,
+    metrics,
+    policy,
+    credentials: credentials.webhook === undefined ? undefined : credentials,
+    faultsEnabled: config.faultsEnabled,
+    dryRun: config.dryRun,
+    bodyLimit: config.bodyLimit,
+    ready: async () => {
+      await cluster.listNodes()
+      return engine.recovered
+        ? { ready: true, reason: `${cluster.kind} cluster reachable; state recovered` }
+        : { ready: false, reason: 'recovering persisted state' }
+    }
+  }, { loggerInstance: log })
+
+  engine.start()
+  await app.listen({ host: config.host, port: config.port })
+
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'stopping: no new work; in-flight remediations resume from their persisted state on the next start')
+    await app.close()
+    await engine.stop()
+  }
+  process.once('SIGTERM', () => { void stop('SIGTERM') })
+  process.once('SIGINT', () => { void stop('SIGINT') })
+  return 0
+}

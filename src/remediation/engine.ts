@@ -1,0 +1,418 @@
+import type { V1Node } from '@kubernetes/client-node'
+import type { Logger } from 'pino'
+import type { FiringCheck } from '../alerts/prometheus.ts'
+import { toNodeAlert, type NodeAlert } from '../alerts/node-alert.ts'
+import type { WebhookAlert } from '../alerts/webhook.ts'
+import { isClusterError, type Cluster, type NodePatch } from '../cluster.ts'
+import type { Metrics } from '../metrics.ts'
+import { measureScopes, recoverBreakers, updateBreakers, type BreakerState } from '../policy/circuit-breaker.ts'
+import type { PolicyConfig } from '../policy/config.ts'
+import { drainsInFlight } from '../policy/semaphore.ts'
+import type { Provider } from '../providers/provider.ts'
+import { drainNode } from './drain.ts'
+import { applyNodeAlerts, decide, groupByNode, triage, type AlertOutcome, type Decision } from './intake.ts'
+import { decodeRecord, encodeRecord, phases, type NodeRecord } from './record.ts'
+import { planReconcile, type Step } from './schedule.ts'
+import type { NodeView, Snapshot } from './snapshot.ts'
+import {
+  beginDrain, cancelPending, deferPending, drainSucceeded, endCooldown, failRemediation, operatorUncordoned,
+  remediationSucceeded, startRemediation, type Change
+} from './transitions.ts'
+
+export type EngineConfig = {
+  policy: PolicyConfig
+  annotationPrefix: string
+  dryRun: boolean
+  reconcileIntervalMs: number
+  drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean }
+}
+
+export type EngineDeps = {
+  cluster: Cluster
+  provider: Provider
+  config: EngineConfig
+  metrics: Metrics
+  log: Logger
+  now?: () => number
+  /** When Prometheus is configured: is the alert still firing there? Throws when it cannot tell. */
+  prometheusCheck?: FiringCheck
+}
+
+export type NodeStatus = {
+  name: string
+  pool: string
+  zone: string
+  unschedulable: boolean
+  phase: NodeRecord['phase']
+  since: string | null
+  reason: string
+  alert: NonNullable<NodeRecord['alert']> | null
+  deferred: NonNullable<NodeRecord['deferred']> | null
+  cooldownUntil: string | null
+  drainDeadline: string | null
+  outcome: string | null
+  transitions: NodeRecord['history']
+}
+
+export type Engine = ReturnType<typeof createEngine>
+
+/**
+ * The imperative shell around the pure core: reads the cluster into a snapshot, asks the core,
+ * persists each change on the Node before acting on it, and runs one worker per node that is
+ * being remediated. Level-triggered: every pass starts again from the persisted states.
+ */
+export function createEngine (deps: EngineDeps) {
+  const { cluster, provider, config, metrics, log } = deps
+  const now = deps.now ?? Date.now
+  const policy = config.policy
+  const stateKey = `${config.annotationPrefix}/state`
+  const phaseKey = `${config.annotationPrefix}/phase`
+  const excludeAnnotation = `${config.annotationPrefix}/drain-exclude`
+  const workers = new Map<string, { controller: AbortController, done: Promise<void> }>()
+  let breakers: Map<string, BreakerState> = new Map()
+  let leader = true
+  let recovered = false
+  let running: Promise<void> | undefined
+  let again = false
+  let ticker: NodeJS.Timeout | undefined
+  let unsubscribe: (() => void) | undefined
+  metrics.dryRun.set(config.dryRun ? 1 : 0)
+  metrics.leader.set(1)
+
+  function toView (node: V1Node): NodeView {
+    const labels = node.metadata?.labels ?? {}
+    const { record, error } = decodeRecord(node.metadata?.annotations?.[stateKey])
+    return {
+      name: node.metadata!.name!,
+      pool: labels[policy.poolLabel] ?? '',
+      zone: labels[policy.zoneLabel] ?? '',
+      unschedulable: node.spec?.unschedulable === true,
+      providerID: node.spec?.providerID,
+      record,
+      recordError: error
+    }
+  }
+
+  async function snapshot (): Promise<Snapshot> {
+    const nodes = await cluster.listNodes()
+    return new Map(nodes.map(node => [node.metadata!.name!, toView(node)]))
+  }
+
+  function patchOf (change: Change): NodePatch {
+    const patch: NodePatch = { annotations: { [stateKey]: encodeRecord(change.record), [phaseKey]: change.record.phase } }
+    if (change.unschedulable !== undefined) patch.unschedulable = change.unschedulable
+    return patch
+  }
+
+  async function announce (node: V1Node, before: NodeRecord | undefined, after: NodeRecord) {
+    const name = node.metadata!.name!
+    let event: Parameters<Cluster['recordEvent']>[1] | undefined
+    if (before?.phase !== after.phase) {
+      metrics.transitions.inc({ from: before?.phase ?? 'healthy', to: after.phase })
+      log.info({ node: name, from: before?.phase ?? 'healthy', to: after.phase, reason: after.reason, outcome: after.outcome }, `node ${name} ${after.phase}`)
+      const title = after.phase[0]!.toUpperCase() + after.phase.slice(1)
+      event = { type: after.phase === 'failed' ? 'Warning' : 'Normal', reason: `Remediation${title}`, action: after.phase, note: after.reason }
+    } else if (after.deferred !== undefined && after.deferred.reason !== before?.deferred?.reason) {
+      metrics.blocked.inc({ rule: after.deferred.rule })
+      log.info({ node: name, rule: after.deferred.rule, reason: after.deferred.reason }, `node ${name} deferred`)
+      event = { type: 'Normal', reason: 'RemediationDeferred', action: 'defer', note: after.deferred.reason }
+    }
+    if (event === undefined) return
+    // An Event is an explanation, not state: failing to write one must not stop the remediation.
+    await cluster.recordEvent(node, { ...event, note: event.note.slice(0, 1000) }).catch(err => log.warn({ err, node: name }, 'could not record event'))
+  }
+
+  /**
+   * Read-modify-write of one node's record with optimistic concurrency: `decide` sees the fresh
+   * node and returns the change (or nothing); a conflicting writer makes it run again.
+   */
+  async function persist (name: string, decideChange: (view: NodeView) => Change | undefined): Promise<NodeView | undefined> {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const node = await cluster.getNode(name)
+      if (node === undefined) return undefined
+      const view = toView(node)
+      const change = decideChange(view)
+      if (change === undefined) return view
+      try {
+        const patched = await cluster.patchNode(name, patchOf(change), node.metadata!.resourceVersion)
+        await announce(patched, view.record, change.record)
+        return toView(patched)
+      } catch (err) {
+        if (!isClusterError(err, 'conflict')) throw err
+        log.debug({ node: name, attempt }, 'node changed while writing; retrying')
+      }
+    }
+    throw new Error(`node ${name}: gave up after 5 conflicting writes`)
+  }
+
+  async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean): Promise<Decision[]> {
+    const at = now()
+    for (const alert of webhookAlerts) metrics.alertsReceived.inc({ source, status: alert.status })
+    const current = await snapshot()
+    let decisions: Decision[]
+    if (dryRun || config.dryRun) {
+      decisions = triage(webhookAlerts, current, at, policy, breakers, source).decisions
+    } else {
+      const alerts = webhookAlerts.map(alert => toNodeAlert(alert, policy, source))
+      const outcomes: AlertOutcome[] = new Array(alerts.length)
+      for (const [name, indexes] of groupByNode(alerts)) {
+        const own = indexes.map(i => alerts[i]!)
+        const record = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
+        if (name === undefined || !current.has(name)) {
+          record(applyNodeAlerts(undefined, own, at, policy))
+          continue
+        }
+        const applied = await persist(name, view => {
+          const result = applyNodeAlerts(view, own, at, policy)
+          record(result)
+          return result.change
+        })
+        if (applied === undefined) record(applyNodeAlerts(undefined, own, at, policy))
+      }
+      decisions = decide(alerts, outcomes, await snapshot(), at, policy, breakers)
+      kick()
+    }
+    for (const decision of decisions) {
+      metrics.decisions.inc({ action: decision.action })
+      if (decision.rule !== undefined && decision.action !== 'remediate') metrics.blocked.inc({ rule: decision.rule })
+      log.info({ ...decision, source, dryRun: dryRun || config.dryRun }, `alert ${decision.alertname} for ${decision.node ?? '(no node)'}: ${decision.action}`)
+    }
+    return decisions
+  }
+
+  function updateGauges (current: Snapshot) {
+    const counts = new Map<string, number>(phases.map(phase => [phase, 0]))
+    for (const view of current.values()) if (view.record !== undefined) counts.set(view.record.phase, counts.get(view.record.phase)! + 1)
+    for (const [phase, count] of counts) metrics.nodesInPhase.set({ phase }, count)
+    metrics.drainsInFlight.set(drainsInFlight(current))
+    metrics.breakerOpen.reset()
+    for (const key of measureScopes(current).keys()) metrics.breakerOpen.set({ scope: key }, breakers.has(key) ? 1 : 0)
+  }
+
+  /**
+   * Before a drain starts: the alert must still be firing, and Prometheus (when configured) must
+   * agree. Returns undefined to go ahead, or what to record on the pending node instead.
+   */
+  async function recheck (view: NodeView): Promise<((record: NodeRecord) => Change | undefined) | undefined> {
+    const alert = view.record!.alert!
+    if (deps.prometheusCheck === undefined || alert.source === 'fault') return undefined
+    try {
+      if (await deps.prometheusCheck(alert.alertname, view.name)) return undefined
+      return record => cancelPending(record, now(), `recheck: Prometheus no longer reports ${alert.alertname} firing for ${view.name}`)
+    } catch (err) {
+      return record => deferPending(record, { rule: 'recheck', reason: `cannot confirm the alert with Prometheus (${(err as Error).message}); not draining` })
+    }
+  }
+
+  const samePending = (view: NodeView, expected: NodeView) =>
+    view.record?.phase === 'pending' && view.record.since === expected.record?.since
+
+  async function execute (step: Step, current: Snapshot) {
+    const expected = current.get(step.node)!
+    switch (step.kind) {
+      case 'start': {
+        const hold = await recheck(expected)
+        if (hold !== undefined) {
+          await persist(step.node, view => samePending(view, expected) ? hold(view.record!) : undefined)
+          return
+        }
+        const started = await persist(step.node, view => samePending(view, expected) ? startRemediation(view, now()) : undefined)
+        if (started?.record?.phase === 'cordoned') spawn(step.node)
+        return
+      }
+      case 'defer':
+        await persist(step.node, view => samePending(view, expected) ? deferPending(view.record!, step.block) : undefined)
+        return
+      case 'resume':
+        spawn(step.node)
+        return
+      case 'operator-uncordoned': {
+        const worker = workers.get(step.node)
+        worker?.controller.abort(new Error('node made schedulable by someone else'))
+        await worker?.done
+        await persist(step.node, view => {
+          const record = view.record
+          const held = record !== undefined && (record.phase === 'cordoned' || record.phase === 'draining' || record.phase === 'failed')
+          return held && !view.unschedulable ? operatorUncordoned(record, now(), policy) : undefined
+        })
+        return
+      }
+      case 'end-cooldown':
+        await persist(step.node, view => view.record?.phase === 'cooldown' && Date.parse(view.record.cooldownUntil!) <= now() ? endCooldown(view.record, now()) : undefined)
+    }
+  }
+
+  async function reconcileOnce () {
+    if (!leader || config.dryRun) return
+    const at = now()
+    const current = await snapshot()
+    if (!recovered) {
+      breakers = recoverBreakers(current, at)
+      recovered = true
+      log.info({ tracked: [...current.values()].filter(v => v.record !== undefined).length, openBreakers: [...breakers.keys()] }, 'recovered state from the cluster')
+    }
+    breakers = updateBreakers(breakers, current, at, policy)
+    updateGauges(current)
+    for (const step of planReconcile(current, at, policy, breakers)) {
+      try {
+        await execute(step, current)
+      } catch (err) {
+        log.error({ err, step }, 'reconcile step failed; the next pass retries it')
+      }
+    }
+  }
+
+  /** Runs a reconcile pass now, or right after the one under way. */
+  function kick (): Promise<void> {
+    if (running !== undefined) {
+      again = true
+      return running
+    }
+    running = (async () => {
+      do {
+        again = false
+        try {
+          await reconcileOnce()
+        } catch (err) {
+          log.warn({ err }, 'reconcile pass failed; retrying at the next interval')
+        }
+      } while (again)
+    })().finally(() => { running = undefined })
+    return running
+  }
+
+  function spawn (name: string) {
+    if (workers.has(name) || !leader) return
+    const controller = new AbortController()
+    const done = remediate(name, controller.signal).then(
+      () => { workers.delete(name); void kick() },
+      err => {
+        workers.delete(name)
+        if (!controller.signal.aborted) log.error({ err, node: name }, 'remediation worker stopped; the next pass resumes it')
+      })
+    workers.set(name, { controller, done })
+  }
+
+  const sameRemediation = (view: NodeView, record: NodeRecord, phase: NodeRecord['phase']) =>
+    view.record?.phase === phase && view.record.remediationId === record.remediationId
+
+  /** Walks one node through cordoned → draining → remediating → cooldown, persisting each step first. */
+  async function remediate (name: string, signal: AbortSignal) {
+    for (;;) {
+      signal.throwIfAborted()
+      const node = await cluster.getNode(name)
+      const record = node === undefined ? undefined : toView(node).record
+      if (node === undefined || record === undefined) return
+      const nodeLog = log.child({ node: name, remediationId: record.remediationId })
+      if (record.phase === 'cordoned') {
+        await persist(name, view => sameRemediation(view, record, 'cordoned') ? beginDrain(view.record!, now(), policy) : undefined)
+      } else if (record.phase === 'draining') {
+        const started = now()
+        const result = await drainNode({
+          cluster,
+          node: name,
+          deadline: Date.parse(record.drainDeadline!),
+          concurrency: config.drain.concurrency,
+          excludeAnnotation,
+          forceDeleteOnTimeout: config.drain.forceDeleteOnTimeout,
+          backoff: config.drain.backoff,
+          signal,
+          now,
+          log: nodeLog,
+          onEviction: result => metrics.evictions.inc({ result })
+        })
+        metrics.drainSeconds.observe({ outcome: result.outcome }, (now() - started) / 1000)
+        const summary = `evicted ${result.evicted} pods, skipped ${result.skipped.length} (${result.skipped.map(s => `${s.pod}: ${s.reason}`).join('; ') || 'none'})`
+        await persist(name, view => {
+          if (!sameRemediation(view, record, 'draining')) return undefined
+          if (result.outcome === 'drain-timeout') {
+            return failRemediation(view.record!, now(), 'drain-timeout', `drain deadline reached with ${result.remaining.length} pods left (${result.remaining.join(', ')}); nothing was force-deleted`)
+          }
+          return drainSucceeded(view.record!, now(), `${result.outcome === 'force-deleted' ? 'drain deadline reached; remaining pods force-deleted as configured' : 'drained'}: ${summary}`)
+        })
+      } else if (record.phase === 'remediating') {
+        const action = record.alert?.action ?? 'none'
+        let outcome: { detail: string } | { error: string }
+        try {
+          outcome = await provider.remediate({ node, action, remediationId: record.remediationId!, signal })
+          metrics.providerCalls.inc({ provider: provider.name, action, result: 'ok' })
+        } catch (err) {
+          signal.throwIfAborted()
+          metrics.providerCalls.inc({ provider: provider.name, action, result: 'error' })
+          outcome = { error: (err as Error).message }
+        }
+        await persist(name, view => {
+          if (!sameRemediation(view, record, 'remediating')) return undefined
+          if ('error' in outcome) return failRemediation(view.record!, now(), 'provider-failed', `provider ${provider.name} could not ${action} the machine: ${outcome.error}`)
+          return remediationSucceeded(view, now(), policy, `provider ${provider.name}: ${outcome.detail}`)
+        })
+      } else {
+        return
+      }
+    }
+  }
+
+  function statusOf (view: NodeView): NodeStatus {
+    const record = view.record
+    return {
+      name: view.name,
+      pool: view.pool,
+      zone: view.zone,
+      unschedulable: view.unschedulable,
+      phase: record?.phase ?? 'healthy',
+      since: record?.since ?? null,
+      reason: record?.reason ?? view.recordError ?? 'no remediation yet',
+      alert: record?.alert ?? null,
+      deferred: record?.deferred ?? null,
+      cooldownUntil: record?.cooldownUntil ?? null,
+      drainDeadline: record?.drainDeadline ?? null,
+      outcome: record?.outcome ?? null,
+      transitions: record?.history ?? []
+    }
+  }
+
+  return {
+    intake,
+    /** One reconcile pass (or joins the one under way); resolves when it is done. */
+    reconcile: kick,
+    async nodes (): Promise<NodeStatus[]> {
+      const current = await snapshot()
+      return [...current.values()].filter(view => view.record !== undefined || view.recordError !== undefined).map(statusOf)
+    },
+    async node (name: string): Promise<NodeStatus | undefined> {
+      const node = await cluster.getNode(name)
+      return node === undefined ? undefined : statusOf(toView(node))
+    },
+    /** True once the persisted state has been read (and, in dry-run, once the cluster answered). */
+    get recovered () { return recovered || config.dryRun || !leader },
+    /** Resolves when every node worker has settled; for tests and shutdown. */
+    async idle () {
+      while (running !== undefined || workers.size > 0) await Promise.all([running, ...[...workers.values()].map(w => w.done)])
+    },
+    /** Leadership changes: a replica that loses it stops acting at once. */
+    async setLeader (value: boolean) {
+      leader = value
+      metrics.leader.set(value ? 1 : 0)
+      if (value) {
+        recovered = false
+        void kick()
+        return
+      }
+      for (const worker of workers.values()) worker.controller.abort(new Error('leadership lost'))
+      await Promise.all([...workers.values()].map(w => w.done))
+    },
+    start () {
+      unsubscribe = cluster.onNodeChange(() => { void kick() })
+      ticker = setInterval(() => { void kick() }, config.reconcileIntervalMs)
+      ticker.unref()
+      void kick()
+    },
+    async stop () {
+      unsubscribe?.()
+      clearInterval(ticker)
+      leader = false
+      for (const worker of workers.values()) worker.controller.abort(new Error('shutting down'))
+      await Promise.all([running, ...[...workers.values()].map(w => w.done)])
+    }
+  }
+}

@@ -1,0 +1,263 @@
+import { EventEmitter } from 'node:events'
+import type { V1Node, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
+import { ClusterError, type Cluster, type EvictionResult, type NodeEvent, type NodePatch } from '../cluster.ts'
+
+/**
+ * An in-memory cluster with the API server's semantics where the engine depends on them:
+ * resourceVersion conflicts, PodDisruptionBudgets answering 429, pods that take time to
+ * terminate, finalizers that keep a pod Terminating, ReplicaSets that recreate evicted pods on
+ * schedulable nodes. Timers are real but short; `close()` clears them.
+ */
+export type SimOptions = {
+  /** How long an evicted pod stays Terminating before it is gone. */
+  terminationDelayMs: number
+  /** How long a replacement pod stays Pending before it runs. */
+  startDelayMs: number
+  /** Retry-After hint sent with a 429. */
+  retryAfterMs: number
+}
+
+export type SimCluster = Cluster & {
+  addNode (node: V1Node): void
+  removeNode (name: string): void
+  addPod (pod: V1Pod): void
+  addPodDisruptionBudget (pdb: V1PodDisruptionBudget): void
+  /** Registers a ReplicaSet's desired replicas so evicted pods are recreated elsewhere. */
+  addReplicaSet (namespace: string, name: string, replicas: number): void
+  pods (): V1Pod[]
+  events: Array<{ node: string, event: NodeEvent }>
+  /** Every mutating call, in order: what the dry-run tests count. */
+  mutations: string[]
+  /** Simulates an unreachable API server. */
+  setReachable (reachable: boolean): void
+  /** The cloud swapped the machine behind a node. */
+  setProviderID (name: string, providerID: string): void
+  /** Lets a stuck pod go, as an operator removing its finalizer would. */
+  removeFinalizers (namespace: string, name: string): void
+  close (): void
+}
+
+const finishedPhases = new Set(['Succeeded', 'Failed', 'Pending'])
+
+function matches (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  if (selector === undefined) return false
+  return Object.entries(selector).every(([key, value]) => labels?.[key] === value)
+}
+
+export function createSimCluster (options: SimOptions): SimCluster {
+  const nodes = new Map<string, V1Node>()
+  const pods = new Map<string, V1Pod>()
+  const pdbs: V1PodDisruptionBudget[] = []
+  const replicaSets = new Map<string, number>()
+  const emitter = new EventEmitter()
+  emitter.setMaxListeners(0)
+  const timers = new Set<NodeJS.Timeout>()
+  const events: SimCluster['events'] = []
+  const mutations: string[] = []
+  let resourceVersion = 1
+  let serial = 0
+  let reachable = true
+
+  const key = (namespace: string, name: string) => `${namespace}/${name}`
+  const later = (ms: number, fn: () => void) => {
+    const timer = setTimeout(() => { timers.delete(timer); fn() }, ms)
+    timers.add(timer)
+  }
+  const ensureReachable = () => {
+    if (!reachable) throw new ClusterError('unavailable', 'simulated API server is unreachable')
+  }
+  const bump = (node: V1Node) => {
+    node.metadata!.resourceVersion = String(++resourceVersion)
+    const copy = structuredClone(node)
+    setImmediate(() => emitter.emit('node', copy))
+  }
+
+  function healthy (pod: V1Pod): boolean {
+    return pod.status?.phase === 'Running' && pod.metadata?.deletionTimestamp === undefined
+  }
+
+  function disruptionsAllowed (pdb: V1PodDisruptionBudget): number {
+    const selector = pdb.spec?.selector?.matchLabels
+    const covered = [...pods.values()].filter(p => p.metadata?.namespace === pdb.metadata?.namespace && matches(selector, p.metadata?.labels))
+    const currentHealthy = covered.filter(healthy).length
+    if (pdb.spec?.minAvailable !== undefined) return currentHealthy - Number(pdb.spec.minAvailable)
+    const owners = new Set(covered.map(p => ownerKey(p)).filter(k => k !== undefined))
+    const expected = [...owners].reduce((sum, owner) => sum + (replicaSets.get(owner) ?? 0), 0)
+    return Number(pdb.spec?.maxUnavailable ?? 0) - (expected - currentHealthy)
+  }
+
+  function ownerKey (pod: V1Pod): string | undefined {
+    const owner = pod.metadata?.ownerReferences?.find(o => o.kind === 'ReplicaSet')
+    return owner === undefined ? undefined : key(pod.metadata!.namespace!, owner.name)
+  }
+
+  function leastLoadedSchedulableNode (): string | undefined {
+    const load = new Map<string, number>()
+    for (const node of nodes.values()) if (node.spec?.unschedulable !== true) load.set(node.metadata!.name!, 0)
+    for (const pod of pods.values()) {
+      const name = pod.spec?.nodeName
+      if (name !== undefined && load.has(name)) load.set(name, load.get(name)! + 1)
+    }
+    return [...load.entries()].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0]?.[0]
+  }
+
+  function replace (gone: V1Pod) {
+    const owner = ownerKey(gone)
+    if (owner === undefined) return
+    const ownerName = owner.split('/')[1]!
+    const name = `${ownerName}-r${++serial}`
+    const pod: V1Pod = {
+      metadata: { ...structuredClone(gone.metadata!), name, uid: `sim-pod-${serial}`, deletionTimestamp: undefined, finalizers: undefined },
+      spec: { ...structuredClone(gone.spec!), nodeName: leastLoadedSchedulableNode() },
+      status: { phase: 'Pending' }
+    }
+    delete pod.metadata!.deletionTimestamp
+    delete pod.metadata!.finalizers
+    pods.set(key(pod.metadata!.namespace!, name), pod)
+    if (pod.spec!.nodeName !== undefined) later(options.startDelayMs, () => { if (pods.get(key(pod.metadata!.namespace!, name)) === pod) pod.status = { phase: 'Running' } })
+  }
+
+  function finishDeletion (pod: V1Pod) {
+    const k = key(pod.metadata!.namespace!, pod.metadata!.name!)
+    if (pods.get(k) !== pod || (pod.metadata?.finalizers?.length ?? 0) > 0) return
+    pods.delete(k)
+    emitter.emit(`gone:${pod.metadata!.uid}`)
+    replace(pod)
+  }
+
+  function beginDeletion (pod: V1Pod, delayMs: number) {
+    if (pod.metadata!.deletionTimestamp === undefined) {
+      pod.metadata!.deletionTimestamp = new Date()
+      later(delayMs, () => finishDeletion(pod))
+    } else if (delayMs === 0) {
+      finishDeletion(pod)
+    }
+  }
+
+  const findPod = (namespace: string, name: string) => pods.get(key(namespace, name))
+
+  return {
+    kind: 'simulated',
+    async listNodes () {
+      ensureReachable()
+      return [...nodes.values()].map(n => structuredClone(n))
+    },
+    async getNode (name) {
+      ensureReachable()
+      const node = nodes.get(name)
+      return node === undefined ? undefined : structuredClone(node)
+    },
+    async patchNode (name, patch: NodePatch, expectedVersion) {
+      ensureReachable()
+      const node = nodes.get(name)
+      if (node === undefined) throw new ClusterError('not-found', `node ${name} not found`)
+      if (expectedVersion !== undefined && node.metadata!.resourceVersion !== expectedVersion) {
+        throw new ClusterError('conflict', `node ${name} was modified (resourceVersion ${node.metadata!.resourceVersion}, expected ${expectedVersion})`)
+      }
+      mutations.push(`patch node ${name}`)
+      const annotations = { ...node.metadata!.annotations }
+      for (const [k, v] of Object.entries(patch.annotations ?? {})) {
+        if (v === null) delete annotations[k]
+        else annotations[k] = v
+      }
+      node.metadata!.annotations = annotations
+      if (patch.unschedulable !== undefined) node.spec = { ...node.spec, unschedulable: patch.unschedulable }
+      bump(node)
+      return structuredClone(node)
+    },
+    async listPodsOnNode (name) {
+      ensureReachable()
+      return [...pods.values()].filter(p => p.spec?.nodeName === name).map(p => structuredClone(p))
+    },
+    async evictPod (namespace, name): Promise<EvictionResult> {
+      ensureReachable()
+      const pod = findPod(namespace, name)
+      if (pod === undefined) return { status: 'gone' }
+      mutations.push(`evict pod ${namespace}/${name}`)
+      // As the API server: pods already deleting, finished or pending skip the budget check.
+      if (pod.metadata!.deletionTimestamp !== undefined || finishedPhases.has(pod.status?.phase ?? '')) {
+        beginDeletion(pod, options.terminationDelayMs)
+        return { status: 'evicted' }
+      }
+      const covering = pdbs.filter(b => b.metadata?.namespace === namespace && matches(b.spec?.selector?.matchLabels, pod.metadata?.labels))
+      if (covering.length > 1) throw new ClusterError('invalid', `pod ${namespace}/${name} has more than one PodDisruptionBudget`)
+      if (covering.length === 1 && disruptionsAllowed(covering[0]!) <= 0) {
+        return { status: 'blocked', message: 'Cannot evict pod as it would violate the pod\'s disruption budget.', retryAfterMs: options.retryAfterMs }
+      }
+      beginDeletion(pod, options.terminationDelayMs)
+      return { status: 'evicted' }
+    },
+    async deletePod (namespace, name, gracePeriodSeconds) {
+      ensureReachable()
+      const pod = findPod(namespace, name)
+      if (pod === undefined) return
+      mutations.push(`delete pod ${namespace}/${name}`)
+      beginDeletion(pod, gracePeriodSeconds === 0 ? 0 : options.terminationDelayMs)
+    },
+    waitForPodGone (pod, signal) {
+      const uid = pod.metadata!.uid!
+      const present = [...pods.values()].some(p => p.metadata?.uid === uid)
+      if (!present) return Promise.resolve()
+      return new Promise<void>((resolve, reject) => {
+        const done = () => { signal.removeEventListener('abort', aborted); resolve() }
+        const aborted = () => { emitter.off(`gone:${uid}`, done); reject(signal.reason) }
+        if (signal.aborted) { reject(signal.reason); return }
+        emitter.once(`gone:${uid}`, done)
+        signal.addEventListener('abort', aborted, { once: true })
+      })
+    },
+    async recordEvent (node, event) {
+      ensureReachable()
+      mutations.push(`event ${node.metadata!.name} ${event.reason}`)
+      events.push({ node: node.metadata!.name!, event })
+    },
+    onNodeChange (listener) {
+      emitter.on('node', listener)
+      return () => { emitter.off('node', listener) }
+    },
+    addNode (node) {
+      const copy = structuredClone(node)
+      copy.metadata!.resourceVersion = String(++resourceVersion)
+      nodes.set(copy.metadata!.name!, copy)
+    },
+    removeNode (name) {
+      nodes.delete(name)
+    },
+    addPod (pod) {
+      const copy = structuredClone(pod)
+      copy.metadata!.uid ??= `sim-pod-${++serial}`
+      pods.set(key(copy.metadata!.namespace!, copy.metadata!.name!), copy)
+    },
+    addPodDisruptionBudget (pdb) {
+      pdbs.push(structuredClone(pdb))
+    },
+    addReplicaSet (namespace, name, replicas) {
+      replicaSets.set(key(namespace, name), replicas)
+    },
+    pods () {
+      return [...pods.values()].map(p => structuredClone(p))
+    },
+    events,
+    mutations,
+    setReachable (value) {
+      reachable = value
+    },
+    setProviderID (name, providerID) {
+      const node = nodes.get(name)
+      if (node === undefined) return
+      node.spec = { ...node.spec, providerID }
+      bump(node)
+    },
+    removeFinalizers (namespace, name) {
+      const pod = findPod(namespace, name)
+      if (pod === undefined) return
+      delete pod.metadata!.finalizers
+      if (pod.metadata!.deletionTimestamp !== undefined) finishDeletion(pod)
+    },
+    close () {
+      for (const timer of timers) clearTimeout(timer)
+      timers.clear()
+      emitter.removeAllListeners()
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { Provider } from '../providers/provider.ts'
+import type { SimCluster } from './cluster.ts'
+
+/**
+ * The machine behind a simulated node. `replace` swaps the machine in place, keeping the node's
+ * name (as GKE's node repair does), so the walkthrough can watch the node come back and cool down.
+ * Idempotent per remediationId, like every provider.
+ */
+export function createSimProvider (sim: SimCluster, options: { delayMs: number }): Provider & { actions: Array<{ node: string, action: string }> } {
+  const done = new Map<string, string>()
+  const actions: Array<{ node: string, action: string }> = []
+  let machines = 100
+  return {
+    name: 'sim',
+    actions,
+    async remediate ({ node, action, remediationId, signal }) {
+      const name = node.metadata!.name!
+      const previous = done.get(remediationId)
+      if (previous !== undefined) return { detail: `${previous} (already done for ${remediationId})` }
+      if (action === 'none') return { detail: 'provider action none: machine left as it is' }
+      await new Promise<void>((resolve, reject) => {
+        if (signal.aborted) { reject(signal.reason); return }
+        const timer = setTimeout(resolve, options.delayMs)
+        signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) }, { once: true })
+      })
+      actions.push({ node: name, action })
+      let detail = `simulated machine of ${name} rebooted`
+      if (action === 'replace') {
+        const current = await sim.getNode(name)
+        const zone = current?.spec?.providerID?.split('/')[3] ?? 'zone'
+        const providerID = `sim:///${zone}/machine-${++machines}`
+        sim.setProviderID(name, providerID)
+        detail = `simulated machine of ${name} replaced by ${providerID}`
+      }
+      done.set(remediationId, detail)
+      return { detail }
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import type { V1Node, V1Pod } from '@kubernetes/client-node'
+import type { SimCluster } from './cluster.ts'
+
+/**
+ * The fixed fleet `npm start` runs on: worker-1 … worker-10 in two pools and two zones, with the
+ * pods a drain has to reason about. Deterministic, so the README's walkthrough and the captured
+ * Alertmanager payloads (which name worker-3) behave the same every time.
+ */
+export type TopologyLabels = { poolLabel: string, zoneLabel: string, excludeAnnotation: string }
+
+export const simNodeCount = 10
+const pools = ['app', 'data'] as const
+const zones = ['zone-a', 'zone-b'] as const
+
+export function simNodeName (i: number): string {
+  return `worker-${i}`
+}
+
+function node (i: number, labels: TopologyLabels): V1Node {
+  const pool = i <= simNodeCount / 2 ? pools[0] : pools[1]
+  const zone = i % 2 === 1 ? zones[0] : zones[1]
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: simNodeName(i),
+      uid: `sim-node-${i}`,
+      labels: { [labels.poolLabel]: pool, [labels.zoneLabel]: zone, 'kubernetes.io/hostname': simNodeName(i) },
+      annotations: {}
+    },
+    spec: { providerID: `sim:///${zone}/machine-${i}` },
+    status: { conditions: [{ type: 'Ready', status: 'True' }] }
+  }
+}
+
+function pod (name: string, nodeName: string, owner: { kind: string, name: string } | undefined, extra: { labels?: Record<string, string>, annotations?: Record<string, string>, phase?: string, finalizers?: string[] } = {}): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: 'default',
+      labels: extra.labels ?? {},
+      annotations: extra.annotations ?? {},
+      ...(owner ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: `sim-owner-${owner.name}`, controller: true }] } : {}),
+      ...(extra.finalizers ? { finalizers: extra.finalizers } : {})
+    },
+    spec: { nodeName, containers: [{ name: 'main', image: 'registry.example/app:1' }] },
+    status: { phase: extra.phase ?? 'Running' }
+  }
+}
+
+export function seedTopology (sim: SimCluster, labels: TopologyLabels): void {
+  const nodes = Array.from({ length: simNodeCount }, (_, k) => k + 1)
+  for (const i of nodes) {
+    sim.addNode(node(i, labels))
+    const name = simNodeName(i)
+    sim.addPod(pod(`node-exporter-${name}`, name, { kind: 'DaemonSet', name: 'node-exporter' }))
+    sim.addPod(pod(`kube-proxy-${name}`, name, undefined, { annotations: { 'kubernetes.io/config.mirror': 'sim' } }))
+    for (const replica of [1, 2]) sim.addPod(pod(`web-${i}-${replica}`, name, { kind: 'ReplicaSet', name: 'web' }, { labels: { app: 'web' } }))
+  }
+  sim.addReplicaSet('default', 'web', simNodeCount * 2)
+  sim.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'default' }, spec: { maxUnavailable: 2, selector: { matchLabels: { app: 'web' } } } })
+
+  // A database with a strict budget: evicting its pods has to wait for replacements to run.
+  for (const i of [6, 7, 8]) sim.addPod(pod(`db-${i}`, simNodeName(i), { kind: 'ReplicaSet', name: 'db' }, { labels: { app: 'db' } }))
+  sim.addReplicaSet('default', 'db', 3)
+  sim.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'default' }, spec: { minAvailable: 2, selector: { matchLabels: { app: 'db' } } } })
+
+  sim.addPod(pod('report-29031', simNodeName(3), { kind: 'Job', name: 'report' }, { phase: 'Succeeded' }))
+  sim.addPod(pod('debug-shell', simNodeName(4), undefined, { annotations: { [labels.excludeAnnotation]: 'true' } }))
+  // A pod whose finalizer nobody removes: draining worker-10 ends at its deadline.
+  sim.addPod(pod('legacy-0', simNodeName(10), { kind: 'ReplicaSet', name: 'legacy' }, { finalizers: ['legacy.example.com/cleanup'] }))
+  sim.addReplicaSet('default', 'legacy', 1)
+}
