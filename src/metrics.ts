@@ -5,7 +5,7 @@ import { phases } from './remediation/record.ts'
 /** Every metric the service exposes, on its own registry so that tests can build many apps. */
 export function createMetrics () {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'shc_process_' })
+  collectDefaultMetrics({ register: registry, prefix: 'shc_' })
   const metrics = {
     registry,
     alertsReceived: new Counter({ name: 'shc_alerts_received_total', help: 'Alerts received, by source and status.', labelNames: ['source', 'status'] as const, registers: [registry] }),

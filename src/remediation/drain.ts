@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { isClusterError, type Cluster } from '../cluster.ts'
+import { deadlineSignal, sleep } from '../timers.ts'
 
 /**
  * Drains one node through the Eviction API, so PodDisruptionBudgets are respected: several pods
@@ -47,15 +48,6 @@ export function skipReason (pod: V1Pod, excludeAnnotation: string): string | und
 }
 
 
-function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) { reject(signal.reason); return }
-    const timer = setTimeout(() => { signal.removeEventListener('abort', stop); resolve() }, ms)
-    const stop = () => { clearTimeout(timer); reject(signal.reason) }
-    signal.addEventListener('abort', stop, { once: true })
-  })
-}
-
 async function forEachConcurrently<T> (items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0
   const worker = async () => {
@@ -66,8 +58,8 @@ async function forEachConcurrently<T> (items: readonly T[], limit: number, fn: (
 
 export async function drainNode (options: DrainOptions): Promise<DrainResult> {
   const { cluster, node, log, now } = options
-  const deadlineSignal = AbortSignal.timeout(Math.max(0, options.deadline - now()))
-  const signal = AbortSignal.any([options.signal, deadlineSignal])
+  const deadline = deadlineSignal(options.deadline - now())
+  const signal = AbortSignal.any([options.signal, deadline.signal])
   const result: DrainResult = { outcome: 'drained', evicted: 0, skipped: [], remaining: [] }
   const skipped = new Set<string>()
 
@@ -112,8 +104,10 @@ export async function drainNode (options: DrainOptions): Promise<DrainResult> {
       await forEachConcurrently(pods, options.concurrency, evictAndWait)
     }
   } catch (err) {
-    if (options.signal.aborted || !deadlineSignal.aborted) throw err
+    if (options.signal.aborted || !deadline.signal.aborted) throw err
     return await atDeadline(options, result)
+  } finally {
+    deadline.clear()
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Provider } from '../providers/provider.ts'
+import { sleep } from '../timers.ts'
 import type { SimCluster } from './cluster.ts'
 
 /**
@@ -18,11 +19,7 @@ export function createSimProvider (sim: SimCluster, options: { delayMs: number }
       const previous = done.get(remediationId)
       if (previous !== undefined) return { detail: `${previous} (already done for ${remediationId})` }
       if (action === 'none') return { detail: 'provider action none: machine left as it is' }
-      await new Promise<void>((resolve, reject) => {
-        if (signal.aborted) { reject(signal.reason); return }
-        const timer = setTimeout(resolve, options.delayMs)
-        signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) }, { once: true })
-      })
+      await sleep(options.delayMs, signal)
       actions.push({ node: name, action })
       let detail = `simulated machine of ${name} rebooted`
       if (action === 'replace') {
