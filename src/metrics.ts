@@ -1,11 +1,16 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { ruleNames } from './policy/config.ts'
 import { phases } from './remediation/record.ts'
 
 /** Every metric the service exposes, on its own registry so that tests can build many apps. */
 export function createMetrics () {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'shc_' })
+  // prom-client's default metrics include gauges ending in _total, which promtool rejects; these
+  // few process gauges are the ones worth having.
+  const startTime = Math.round(Date.now() / 1000)
+  new Gauge({ name: 'shc_process_start_time_seconds', help: 'Start time of the process since the Unix epoch.', registers: [registry], collect () { this.set(startTime) } })
+  new Gauge({ name: 'shc_process_resident_memory_bytes', help: 'Resident memory of the process.', registers: [registry], collect () { this.set(process.memoryUsage.rss()) } })
+  new Gauge({ name: 'shc_process_heap_used_bytes', help: 'V8 heap in use.', registers: [registry], collect () { this.set(process.memoryUsage().heapUsed) } })
   const metrics = {
     registry,
     alertsReceived: new Counter({ name: 'shc_alerts_received_total', help: 'Alerts received, by source and status.', labelNames: ['source', 'status'] as const, registers: [registry] }),

@@ -1,0 +1,154 @@
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { alert } from '../support/core.ts'
+import { buildTestApp, faultsToken, fixtureUrl, webhookToken } from '../support/app.ts'
+
+const firing = JSON.parse(readFileSync(fixtureUrl('firing-single.json'), 'utf8'))
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+const payload = (alerts: unknown[]) => ({ ...firing, alerts })
+
+t.test('POST /v1/alerts answers 202 with a decision per alert', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  const res = await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: firing })
+  t.equal(res.statusCode, 202)
+  const body = res.json()
+  t.equal(body.dryRun, false)
+  t.match(body.decisions, [{ node: 'worker-3', alertname: 'NodeDiskIOPSSaturated', fingerprint: 'e073b393f8042a40', action: 'remediate' }])
+})
+
+t.test('unknown fields from newer Alertmanagers are accepted', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  const res = await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: { ...firing, notification_reason: 'x', routeLabels: {}, alerts: [{ ...firing.alerts[0], extra: 1 }] } })
+  t.equal(res.statusCode, 202)
+})
+
+t.test('malformed bodies get a 400 naming the field', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  const cases: Array<[unknown, RegExp]> = [
+    [payload([{ ...firing.alerts[0], startsAt: 'yesterday' }]), /alerts\/0\/startsAt/],
+    [payload([{ ...firing.alerts[0], fingerprint: undefined }]), /alerts\/0.*fingerprint/],
+    [payload([{ ...firing.alerts[0], status: 'burning' }]), /alerts\/0\/status/],
+    [{ ...firing, version: '3' }, /version/],
+    [{ ...firing, alerts: undefined }, /alerts/]
+  ]
+  for (const [body, field] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: body as object })
+    t.equal(res.statusCode, 400)
+    t.match(res.json().message, field)
+  }
+  const broken = await app.inject({ method: 'POST', url: '/v1/alerts', headers: { ...bearer(webhookToken), 'content-type': 'application/json' }, payload: '{"version":' })
+  t.equal(broken.statusCode, 400)
+})
+
+t.test('credentials: missing or wrong → 401; the fault token does not open the webhook', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  const missing = await app.inject({ method: 'POST', url: '/v1/alerts', payload: firing })
+  t.equal(missing.statusCode, 401)
+  t.equal(missing.headers['www-authenticate'], 'Bearer')
+  t.match(missing.json().message, /missing Authorization/)
+  for (const token of ['wrong', `${webhookToken}x`, faultsToken]) {
+    const res = await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(token), payload: firing })
+    t.equal(res.statusCode, 401, token)
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/v1/nodes' })).statusCode, 401)
+})
+
+t.test('too large → 413; not JSON → 415', async t => {
+  const { app, close } = await buildTestApp({}, { bodyLimit: 2048 })
+  t.teardown(close)
+  const big = payload(Array.from({ length: 5 }, (_, i) => ({ ...firing.alerts[0], fingerprint: `f${i}` })))
+  t.equal((await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: big })).statusCode, 413)
+  const text = await app.inject({ method: 'POST', url: '/v1/alerts', headers: { ...bearer(webhookToken), 'content-type': 'text/plain' }, payload: 'hello' })
+  t.equal(text.statusCode, 415)
+})
+
+t.test('cluster unreachable → 503 with Retry-After, so Alertmanager retries', async t => {
+  const { app, sim, close } = await buildTestApp()
+  t.teardown(close)
+  sim.setReachable(false)
+  const res = await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: firing })
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '10')
+  t.match(res.json().message, /cannot decide now/)
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503)
+  sim.setReachable(true)
+  t.equal((await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: firing })).statusCode, 202)
+})
+
+t.test('POST /v1/faults: off by default, its own credential, the same safety rules', async t => {
+  const off = await buildTestApp()
+  t.teardown(off.close)
+  t.equal((await off.app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-3' } })).statusCode, 404)
+
+  const { app, sim, engine, close } = await buildTestApp({}, { faultsEnabled: true })
+  t.teardown(close)
+  t.equal((await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(webhookToken), payload: { node: 'worker-3' } })).statusCode, 401)
+  const bad = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-3', signal: 'has spaces' } })
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json().message, /signal/)
+  const dry = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-3', dryRun: true } })
+  t.match(dry.json(), { dryRun: true, decisions: [{ node: 'worker-3', alertname: 'ManualFault', action: 'remediate' }] })
+  t.same(sim.mutations, [], 'a dry-run fault changes nothing')
+  const real = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-3', signal: 'DbLatencyHigh', reason: 'game day' } })
+  t.equal(real.json().decisions[0].action, 'remediate')
+  const unknown = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-42' } })
+  t.match(unknown.json().decisions[0], { action: 'ignored', reason: 'node worker-42 is not in the cluster' })
+  await engine.idle()
+  const status = await app.inject({ method: 'GET', url: '/v1/nodes/worker-3', headers: bearer(faultsToken) })
+  t.match(status.json(), { phase: 'cooldown', alert: { alertname: 'DbLatencyHigh', source: 'fault', summary: 'game day' } })
+})
+
+t.test('a young fault is deferred by hysteresis like any alert', async t => {
+  const { app, close } = await buildTestApp({ MIN_FIRING_AGE: '2m' }, { faultsEnabled: true })
+  t.teardown(close)
+  const res = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-3' } })
+  t.match(res.json().decisions[0], { action: 'deferred', rule: 'hysteresis' })
+})
+
+t.test('GET /v1/nodes lists tracked nodes with state, alert, cooldown and transitions', async t => {
+  const { app, engine, close } = await buildTestApp()
+  t.teardown(close)
+  t.same((await app.inject({ method: 'GET', url: '/v1/nodes', headers: bearer(webhookToken) })).json(), { nodes: [] })
+  await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: firing })
+  await engine.idle()
+  const { nodes } = (await app.inject({ method: 'GET', url: '/v1/nodes', headers: bearer(webhookToken) })).json()
+  t.equal(nodes.length, 1)
+  t.match(nodes[0], { name: 'worker-3', pool: 'app', zone: 'zone-a', phase: 'cooldown', alert: { fingerprint: 'e073b393f8042a40' }, outcome: 'remediated' })
+  t.ok(Date.parse(nodes[0].cooldownUntil) > Date.now())
+  t.same(nodes[0].transitions.map((x: { to: string }) => x.to), ['pending', 'cordoned', 'draining', 'remediating', 'cooldown'])
+  const untracked = await app.inject({ method: 'GET', url: '/v1/nodes/worker-1', headers: bearer(webhookToken) })
+  t.match(untracked.json(), { name: 'worker-1', phase: 'healthy', since: null, transitions: [] })
+  const missing = await app.inject({ method: 'GET', url: '/v1/nodes/worker-99', headers: bearer(webhookToken) })
+  t.equal(missing.statusCode, 404)
+  t.match(missing.json().message, /worker-99/)
+})
+
+t.test('probes, metrics and the OpenAPI document', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+  await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: payload([alert('worker-1', { labels: { remediation: 'nope' } })]) })
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(metrics.statusCode, 200)
+  t.match(metrics.body, /shc_decisions_total\{action="ignored"\} 1/)
+  t.match(metrics.body, /shc_policy_blocked_total\{rule="validation"\} 1/)
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics.body, encoding: 'utf8' })
+  t.equal(lint.error, undefined, 'promtool is installed (.ci/run installs the prometheus package)')
+  t.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`)
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json()
+  t.equal(doc.openapi.startsWith('3.'), true)
+  t.ok(doc.paths['/v1/alerts'].post.requestBody)
+  t.ok(doc.paths['/v1/nodes/{name}'].get)
+})
+
+t.test('without credentials (the local simulated mode) every endpoint is open', async t => {
+  const { app, close } = await buildTestApp({}, { credentials: undefined })
+  t.teardown(close)
+  t.equal((await app.inject({ method: 'POST', url: '/v1/alerts', payload: firing })).statusCode, 202)
+})

@@ -1,0 +1,31 @@
+import { buildApp } from '../../src/http/app.ts'
+import type { Credentials } from '../../src/config.ts'
+import { policyOf } from '../../src/config.ts'
+import { seededSim, startEngine } from './sim.ts'
+
+export const webhookToken = 's3cret-token'
+export const faultsToken = 'fault-token'
+
+/** The app as main.ts builds it, on a seeded simulated cluster with test settings. */
+export async function buildTestApp (settings: Record<string, string> = {}, options: { credentials?: Credentials | undefined, faultsEnabled?: boolean, bodyLimit?: number } = {}) {
+  const sim = seededSim()
+  const harness = startEngine(sim, settings)
+  const credentials = 'credentials' in options ? options.credentials : { webhook: webhookToken, faults: faultsToken }
+  const app = await buildApp({
+    engine: harness.engine,
+    metrics: harness.metrics,
+    policy: policyOf(harness.config),
+    credentials,
+    faultsEnabled: options.faultsEnabled ?? false,
+    dryRun: harness.config.dryRun,
+    bodyLimit: options.bodyLimit ?? harness.config.bodyLimit,
+    ready: async () => {
+      await sim.listNodes()
+      return harness.engine.recovered ? { ready: true, reason: 'ok' } : { ready: false, reason: 'recovering' }
+    }
+  })
+  const close = async () => { await app.close(); await harness.engine.stop(); sim.close() }
+  return { app, sim, ...harness, close }
+}
+
+export const fixtureUrl = (name: string) => new URL(`../../../shared/fixtures/alertmanager-0.25/${name}`, import.meta.url)
