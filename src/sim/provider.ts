@@ -1,4 +1,4 @@
-import type { Provider } from '../providers/provider.ts'
+import { ProviderError, type Provider } from '../providers/provider.ts'
 import { sleep } from '../timers.ts'
 import type { SimCluster } from './cluster.ts'
 
@@ -16,10 +16,12 @@ export function createSimProvider (sim: SimCluster, options: { delayMs: number }
     actions,
     async remediate ({ node, action, remediationId, signal }) {
       const name = node.metadata!.name!
+      const aborted = () => new ProviderError(`sim: ${action} of ${name} aborted`, { retryable: false, cause: signal.reason })
+      if (signal.aborted) throw aborted()
       const previous = done.get(remediationId)
       if (previous !== undefined) return { detail: `${previous} (already done for ${remediationId})` }
       if (action === 'none') return { detail: 'provider action none: machine left as it is' }
-      await sleep(options.delayMs, signal)
+      await sleep(options.delayMs, signal).catch(() => { throw aborted() })
       actions.push({ node: name, action })
       let detail = `simulated machine of ${name} rebooted`
       if (action === 'replace') {

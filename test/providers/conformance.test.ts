@@ -5,6 +5,8 @@ import type { MachineAction } from './conformance.ts'
 import { noneProvider } from '../../src/providers/none.ts'
 import { withRetries } from '../../src/providers/retry.ts'
 import { nodeFor, startAwsWorld } from './aws-fixture.ts'
+import { createSimProvider } from '../../src/sim/provider.ts'
+import { seededSim } from '../support/sim.ts'
 
 let nodeCounter = 0
 const plainNode = (): V1Node => {
@@ -47,5 +49,17 @@ await providerConformance(t, 'aws (moto_server)', async () => {
       return world.proxy.succeeded('TerminateInstanceInAutoScalingGroup', id) + world.proxy.succeeded('TerminateInstances', id)
     },
     teardown: () => world.close()
+  }
+})
+
+await providerConformance(t, 'sim', async () => {
+  const sim = seededSim()
+  const provider = createSimProvider(sim, { delayMs: 5 })
+  let next = 0
+  return {
+    provider,
+    makeNode: async () => (await sim.getNode(`worker-${(next++ % 10) + 1}`))!,
+    wasActedOn: async (node, action) => provider.actions.filter(a => a.node === node.metadata!.name && a.action === action).length,
+    teardown: async () => sim.close()
   }
 })
