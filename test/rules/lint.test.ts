@@ -117,6 +117,14 @@ groups:
   ])
 })
 
+t.test('the opt-in label name is configurable', async t => {
+  const file = fixture('bad-remediation-value.rules.yml')
+  t.same(lintFile(file, { optInLabel: 'self-healing' }), [], 'no rule carries self-healing')
+  const renamed = readFileSync(file, 'utf8').replace('remediation: cordon', 'self-healing: cordon')
+  t.same(lintRules(renamed, 'r.yml', { optInLabel: 'self-healing' }).map(f => f.message),
+    ['alert "BadRule": label self-healing="cordon" is not one of drain, reboot, replace'])
+})
+
 t.test('rules without the remediation label are not checked', async t => {
   const text = `
 groups:
