@@ -1,3 +1,4 @@
+import { iso, parseTime } from '../remediation/record.ts'
 import type { WebhookAlert } from './webhook.ts'
 
 /** One alert as the decision core sees it: times parsed, node and opt-in labels looked up. */
@@ -7,6 +8,8 @@ export type NodeAlert = {
   fingerprint: string
   status: 'firing' | 'resolved'
   startsAt: number
+  /** startsAt normalised to ISO-8601: with the fingerprint, the identity of one firing episode. */
+  startsAtIso: string
   /** null when Alertmanager sent Go's zero time, which means "no end". */
   endsAt: number | null
   /** Value of the opt-in label, if present. */
@@ -29,13 +32,15 @@ export function toNodeAlert (alert: WebhookAlert, labels: LabelConfig, source: N
     const value = alert.labels[name]
     if (value !== undefined && value !== '') { node = value; break }
   }
-  const endsAt = alert.endsAt === undefined || alert.endsAt.startsWith(goZeroTime) ? null : Date.parse(alert.endsAt)
+  const startsAt = parseTime(alert.startsAt)
+  const endsAt = alert.endsAt === undefined || alert.endsAt.startsWith(goZeroTime) ? null : parseTime(alert.endsAt)
   return {
     node,
     alertname: alert.labels.alertname ?? '(unnamed)',
     fingerprint: alert.fingerprint,
     status: alert.status,
-    startsAt: Date.parse(alert.startsAt),
+    startsAt,
+    startsAtIso: Number.isNaN(startsAt) ? '' : iso(startsAt),
     endsAt,
     optIn: alert.labels[labels.optInLabel],
     summary: alert.annotations?.summary,

@@ -23,13 +23,23 @@ export function isAlerting (node: NodeView): boolean {
 
 export function measureScopes (snapshot: Snapshot): Map<string, BreakerScope> {
   const scopes = new Map<string, BreakerScope>()
+  // One pair of scope records per pool/zone place, found without building keys for every node.
+  const places = new Map<string, BreakerScope[]>()
   for (const node of snapshot.values()) {
+    const place = `${node.pool}\0${node.zone}`
+    let pair = places.get(place)
+    if (pair === undefined) {
+      pair = scopesOf(node).map(key => {
+        const scope = scopes.get(key) ?? { key, alerting: 0, size: 0 }
+        scopes.set(key, scope)
+        return scope
+      })
+      places.set(place, pair)
+    }
     const alerting = isAlerting(node) ? 1 : 0
-    for (const key of scopesOf(node)) {
-      const scope = scopes.get(key) ?? { key, alerting: 0, size: 0 }
+    for (const scope of pair) {
       scope.alerting += alerting
       scope.size += 1
-      scopes.set(key, scope)
     }
   }
   return scopes
@@ -57,16 +67,32 @@ export function updateBreakers (memory: BreakerMemory, snapshot: Snapshot, now: 
   return next
 }
 
-export function breakerBlock (node: NodeView, memory: BreakerMemory, config: PolicyConfig): Block | undefined {
-  for (const key of scopesOf(node)) {
-    const state = memory.get(key)
-    if (state === undefined) continue
+/**
+ * What the open breakers block, as a lookup per node. Blocks are built once per scope: in a storm
+ * every node of the pool asks, and they all get the same answer.
+ */
+export function breakerBlocks (memory: BreakerMemory, config: PolicyConfig): (node: NodeView) => Block | undefined {
+  if (memory.size === 0) return () => undefined
+  const blocks = new Map<string, Block>()
+  for (const [key, state] of memory) {
     const settling = state.belowSince === undefined
       ? `at or above ${Math.round(config.breakerThreshold * 100)}% of nodes alerting`
       : `below the threshold since ${state.belowSince}, settling for ${config.breakerSettleMs / 1000}s`
-    return { rule: 'circuit-breaker', scope: key, reason: `circuit breaker open for ${key} since ${state.openSince} (${settling})` }
+    blocks.set(key, { rule: 'circuit-breaker', scope: key, reason: `circuit breaker open for ${key} since ${state.openSince} (${settling})` })
   }
-  return undefined
+  const byPlace = new Map<string, Block | undefined>()
+  return node => {
+    const place = `${node.pool}\0${node.zone}`
+    if (!byPlace.has(place)) {
+      const [pool, zone] = scopesOf(node)
+      byPlace.set(place, blocks.get(pool!) ?? blocks.get(zone!))
+    }
+    return byPlace.get(place)
+  }
+}
+
+export function breakerBlock (node: NodeView, memory: BreakerMemory, config: PolicyConfig): Block | undefined {
+  return breakerBlocks(memory, config)(node)
 }
 
 /**

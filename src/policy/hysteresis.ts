@@ -1,4 +1,4 @@
-import { iso, type NodeRecord } from '../remediation/record.ts'
+import { iso, parseTime, type NodeRecord } from '../remediation/record.ts'
 import type { Block, PolicyConfig } from './config.ts'
 
 /**
@@ -8,20 +8,23 @@ import type { Block, PolicyConfig } from './config.ts'
  */
 
 /** The firing starts that still fall inside the flap window, with this one added. */
-export function recordFiring (firings: readonly string[], startsAt: number, now: number, config: PolicyConfig): string[] {
-  const start = iso(startsAt)
-  const recent = firings.filter(at => Date.parse(at) > now - config.flapWindowMs)
+export function recordFiring (firings: readonly string[], start: string, now: number, config: PolicyConfig): string[] {
+  if (firings.length === 0) return [start]
+  const recent = firings.filter(at => parseTime(at) > now - config.flapWindowMs)
   return recent.includes(start) ? recent : [...recent, start].sort()
 }
 
 export function hysteresisBlock (record: NodeRecord, now: number, config: PolicyConfig): Block | undefined {
   const alert = record.alert
   if (alert === undefined) return { rule: 'hysteresis', reason: 'no firing alert recorded' }
-  const eligibleAt = Date.parse(alert.startsAt) + config.minFiringAgeMs
+  const eligibleAt = parseTime(alert.startsAt) + config.minFiringAgeMs
   if (now < eligibleAt) {
     return { rule: 'hysteresis', reason: `firing since ${alert.startsAt}; minimum firing age reached at ${iso(eligibleAt)}` }
   }
-  const refires = record.firings.filter(at => Date.parse(at) > now - config.flapWindowMs).length - 1
+  // Counting needs the clock only when there are more starts than re-fires allowed.
+  const refires = record.firings.length <= config.flapMaxRefires + 1
+    ? 0
+    : record.firings.filter(at => parseTime(at) > now - config.flapWindowMs).length - 1
   if (refires > config.flapMaxRefires) {
     return { rule: 'hysteresis', reason: `flapping: re-fired ${refires} times within ${config.flapWindowMs / 1000}s; holding the node` }
   }

@@ -22,7 +22,7 @@ export function validateFiring (alert: NodeAlert, node: NodeView | undefined, no
     return ignore(`startsAt ${iso(alert.startsAt)} is in the future beyond the allowed clock skew`)
   }
   const tracked = node.record?.alert
-  if (tracked !== undefined && tracked.fingerprint === alert.fingerprint && tracked.startsAt === iso(alert.startsAt)) {
+  if (tracked !== undefined && tracked.fingerprint === alert.fingerprint && tracked.startsAt === alert.startsAtIso) {
     return ignore(tracked.status === 'firing'
       ? `duplicate: alert ${alert.fingerprint} is already handled`
       : `duplicate: alert ${alert.fingerprint} already resolved (notification out of order)`)

@@ -13,7 +13,7 @@ import { drainNode } from './drain.ts'
 import { applyNodeAlerts, decide, groupByNode, triage, type AlertOutcome, type Decision } from './intake.ts'
 import { decodeRecord, encodeRecord, phases, type NodeRecord } from './record.ts'
 import { planReconcile, type Step } from './schedule.ts'
-import type { NodeView, Snapshot } from './snapshot.ts'
+import { overlay, type NodeView, type Snapshot } from './snapshot.ts'
 import {
   beginDrain, cancelPending, deferPending, drainSucceeded, endCooldown, failRemediation, operatorUncordoned,
   remediationSucceeded, startRemediation, type Change
@@ -79,7 +79,18 @@ export function createEngine (deps: EngineDeps) {
   metrics.dryRun.set(config.dryRun ? 1 : 0)
   metrics.leader.set(1)
 
+  // Node objects are immutable snapshots (informer cache, simulated store): a view per object suffices.
+  const views = new WeakMap<V1Node, NodeView>()
   function toView (node: V1Node): NodeView {
+    let view = views.get(node)
+    if (view === undefined) {
+      view = readView(node)
+      views.set(node, view)
+    }
+    return view
+  }
+
+  function readView (node: V1Node): NodeView {
     const labels = node.metadata?.labels ?? {}
     const { record, error } = decodeRecord(node.metadata?.annotations?.[stateKey])
     return {
@@ -155,22 +166,25 @@ export function createEngine (deps: EngineDeps) {
     } else {
       const alerts = webhookAlerts.map(alert => toNodeAlert(alert, policy, source))
       const outcomes: AlertOutcome[] = new Array(alerts.length)
+      const changed = new Map<string, NodeView>()
       for (const [name, indexes] of groupByNode(alerts)) {
         const own = indexes.map(i => alerts[i]!)
         const record = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
-        if (name === undefined || !current.has(name)) {
-          record(applyNodeAlerts(undefined, own, at, policy))
-          continue
-        }
-        const applied = await persist(name, view => {
+        const known = name === undefined ? undefined : current.get(name)
+        const preview = applyNodeAlerts(known, own, at, policy)
+        record(preview)
+        // Nothing to write (a repeat notification, an ignored alert): no read, no write.
+        if (preview.change === undefined || known === undefined) continue
+        const applied = await persist(known.name, view => {
           const result = applyNodeAlerts(view, own, at, policy)
           record(result)
           return result.change
         })
         if (applied === undefined) record(applyNodeAlerts(undefined, own, at, policy))
+        else changed.set(known.name, applied)
       }
-      decisions = decide(alerts, outcomes, await snapshot(), at, policy, breakers)
-      kick()
+      decisions = decide(alerts, outcomes, overlay(current, changed), at, policy, breakers)
+      if (changed.size > 0) void kick()
     }
     for (const decision of decisions) {
       metrics.decisions.inc({ action: decision.action })

@@ -6,7 +6,7 @@ import { recordFiring } from '../policy/hysteresis.ts'
 import { validateFiring } from '../policy/validation.ts'
 import { activePhases, emptyRecord, iso, transition, type TrackedAlert } from './record.ts'
 import { nextToStart } from './schedule.ts'
-import type { NodeView, Snapshot } from './snapshot.ts'
+import { overlay, type NodeView, type Snapshot } from './snapshot.ts'
 import { cancelPending, type Change } from './transitions.ts'
 
 export type Action = 'remediate' | 'ignored' | 'deferred' | 'cancelled'
@@ -25,7 +25,7 @@ export type Decision = {
 export type AlertOutcome = { kind: 'ignored' | 'cancelled' | 'pending', reason: string, rule?: RuleName }
 
 function sameEpisode (tracked: TrackedAlert | undefined, alert: NodeAlert): boolean {
-  return tracked !== undefined && tracked.fingerprint === alert.fingerprint && tracked.startsAt === iso(alert.startsAt)
+  return tracked !== undefined && tracked.fingerprint === alert.fingerprint && tracked.startsAt === alert.startsAtIso
 }
 
 function applyResolved (node: NodeView, alert: NodeAlert, now: number): { change?: Change, outcome: AlertOutcome } {
@@ -60,13 +60,13 @@ export function applyAlert (node: NodeView | undefined, alert: NodeAlert, now: n
   const tracked: TrackedAlert = {
     alertname: alert.alertname,
     fingerprint: alert.fingerprint,
-    startsAt: iso(alert.startsAt),
+    startsAt: alert.startsAtIso,
     status: 'firing',
     action: config.optInActions[alert.optIn!]!,
     source: alert.source,
     ...(alert.summary === undefined ? {} : { summary: alert.summary })
   }
-  const firings = recordFiring(record.firings, alert.startsAt, now, config)
+  const firings = recordFiring(record.firings, alert.startsAtIso, now, config)
   const reason = `alert ${alert.alertname} firing since ${tracked.startsAt}`
   return {
     change: { record: transition(record, 'pending', now, reason, { alert: tracked, firings, deferred: undefined }) },
@@ -74,19 +74,24 @@ export function applyAlert (node: NodeView | undefined, alert: NodeAlert, now: n
   }
 }
 
+/** A later change to the same node keeps an earlier one's schedulability unless it sets its own. */
+function combine (earlier: Change | undefined, later: Change): Change {
+  const unschedulable = later.unschedulable ?? earlier?.unschedulable
+  return unschedulable === undefined ? { record: later.record } : { record: later.record, unschedulable }
+}
+
 /** All of one node's alerts from one notification, in order. */
 export function applyNodeAlerts (node: NodeView | undefined, alerts: readonly NodeAlert[], now: number, config: PolicyConfig): { change?: Change, outcomes: AlertOutcome[] } {
   let view = node
   let change: Change | undefined
-  const outcomes: AlertOutcome[] = []
-  for (const alert of alerts) {
+  const outcomes = alerts.map(alert => {
     const result = applyAlert(view, alert, now, config)
-    outcomes.push(result.outcome)
-    if (result.change === undefined) continue
-    change = { record: result.change.record, unschedulable: result.change.unschedulable ?? change?.unschedulable }
-    if (change.unschedulable === undefined) delete change.unschedulable
-    view = { ...view!, record: change.record }
-  }
+    if (result.change !== undefined) {
+      change = combine(change, result.change)
+      view = { ...view!, record: change.record }
+    }
+    return result.outcome
+  })
   return change === undefined ? { outcomes } : { change, outcomes }
 }
 
@@ -95,11 +100,15 @@ export function decide (alerts: readonly NodeAlert[], outcomes: readonly AlertOu
   const schedule = nextToStart(snapshot, now, config, updateBreakers(breakers, snapshot, now, config))
   return alerts.map((alert, i) => {
     const outcome = outcomes[i]!
-    const base = { node: alert.node ?? null, alertname: alert.alertname, fingerprint: alert.fingerprint }
-    if (outcome.kind !== 'pending') return { ...base, action: outcome.kind, reason: outcome.reason, ...(outcome.rule ? { rule: outcome.rule } : {}) }
+    const node = alert.node ?? null
+    if (outcome.kind !== 'pending') {
+      const decision: Decision = { node, alertname: alert.alertname, fingerprint: alert.fingerprint, action: outcome.kind, reason: outcome.reason }
+      if (outcome.rule !== undefined) decision.rule = outcome.rule
+      return decision
+    }
     const block = schedule.blocked.get(alert.node!)
-    if (block === undefined) return { ...base, action: 'remediate', reason: `${outcome.reason}; remediation starts now` }
-    return { ...base, action: 'deferred', reason: `${outcome.reason}; deferred: ${block.reason}`, rule: block.rule }
+    if (block === undefined) return { node, alertname: alert.alertname, fingerprint: alert.fingerprint, action: 'remediate', reason: `${outcome.reason}; remediation starts now` }
+    return { node, alertname: alert.alertname, fingerprint: alert.fingerprint, action: 'deferred', reason: `${outcome.reason}; deferred: ${block.reason}`, rule: block.rule }
   })
 }
 
@@ -120,17 +129,19 @@ export function groupByNode (alerts: readonly NodeAlert[]): Map<string | undefin
  */
 export function triage (webhookAlerts: readonly WebhookAlert[], snapshot: Snapshot, now: number, config: PolicyConfig, breakers: BreakerMemory, source: NodeAlert['source'] = 'alertmanager'): { decisions: Decision[], changes: Map<string, Change>, snapshot: Snapshot } {
   const alerts = webhookAlerts.map(alert => toNodeAlert(alert, config, source))
-  const outcomes: AlertOutcome[] = new Array(alerts.length)
   const changes = new Map<string, Change>()
-  const next = new Map(snapshot)
-  for (const [name, indexes] of groupByNode(alerts)) {
-    const node = name === undefined ? undefined : snapshot.get(name)
-    const result = applyNodeAlerts(node, indexes.map(i => alerts[i]!), now, config)
-    indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
-    if (result.change !== undefined && node !== undefined) {
-      changes.set(node.name, result.change)
-      next.set(node.name, { ...node, record: result.change.record, unschedulable: result.change.unschedulable ?? node.unschedulable })
+  const changed = new Map<string, NodeView>()
+  // In order, each alert seeing the effect of the ones before it: what applyNodeAlerts does per node.
+  const outcomes = alerts.map(alert => {
+    const node = alert.node === undefined ? undefined : changed.get(alert.node) ?? snapshot.get(alert.node)
+    const { change, outcome } = applyAlert(node, alert, now, config)
+    if (change !== undefined && node !== undefined) {
+      const combined = combine(changes.get(node.name), change)
+      changes.set(node.name, combined)
+      changed.set(node.name, { ...node, record: combined.record, unschedulable: change.unschedulable ?? node.unschedulable })
     }
-  }
+    return outcome
+  })
+  const next = overlay(snapshot, changed)
   return { decisions: decide(alerts, outcomes, next, now, config, breakers), changes, snapshot: next }
 }

@@ -59,12 +59,36 @@ export function emptyRecord (now: number): NodeRecord {
 /** A new record in phase `to`, with the transition appended to its bounded history. */
 export function transition (record: NodeRecord, to: Phase, now: number, reason: string, changes: Partial<NodeRecord> = {}): NodeRecord {
   const at = iso(now)
-  const history = [...record.history, { from: record.phase, to, at, reason }].slice(-historyLimit)
+  const entry = { from: record.phase, to, at, reason }
+  const history = record.history.length < historyLimit ? [...record.history, entry] : [...record.history.slice(1 - historyLimit), entry]
   return { ...record, ...changes, phase: to, since: at, reason, history }
 }
 
+const isoCache = new Map<number, string>()
+/**
+ * ISO-8601 text of an epoch-ms time. Cached: a triage formats the same few instants (now, the
+ * alerts' starts) thousands of times, and formatting dominated its profile.
+ */
 export function iso (ms: number): string {
-  return new Date(ms).toISOString()
+  let text = isoCache.get(ms)
+  if (text === undefined) {
+    if (isoCache.size >= 4096) isoCache.clear()
+    text = new Date(ms).toISOString()
+    isoCache.set(ms, text)
+  }
+  return text
+}
+
+const timeCache = new Map<string, number>()
+/** Epoch ms of an ISO-8601 text (NaN when it is not one), cached like `iso` and for the same reason. */
+export function parseTime (text: string): number {
+  let ms = timeCache.get(text)
+  if (ms === undefined) {
+    if (timeCache.size >= 4096) timeCache.clear()
+    ms = Date.parse(text)
+    timeCache.set(text, ms)
+  }
+  return ms
 }
 
 export function encodeRecord (record: NodeRecord): string {

@@ -1,4 +1,4 @@
-import { breakerBlock, type BreakerMemory } from '../policy/circuit-breaker.ts'
+import { breakerBlocks, type BreakerMemory } from '../policy/circuit-breaker.ts'
 import type { Block, PolicyConfig } from '../policy/config.ts'
 import { lastStartByPool, nodeCooldownBlock, poolSpacingBlock } from '../policy/cooldown.ts'
 import { hysteresisBlock } from '../policy/hysteresis.ts'
@@ -9,7 +9,8 @@ export type Schedule = { start: string[], blocked: Map<string, Block> }
 
 function pendingInTurn (snapshot: Snapshot): NodeView[] {
   const pending = [...snapshot.values()].filter(node => node.record?.phase === 'pending')
-  return pending.sort((a, b) => a.record!.since.localeCompare(b.record!.since) || a.name.localeCompare(b.name))
+  const order = (a: string, b: string) => a < b ? -1 : a > b ? 1 : 0
+  return pending.sort((a, b) => order(a.record!.since, b.record!.since) || order(a.name, b.name))
 }
 
 /**
@@ -20,10 +21,11 @@ export function nextToStart (snapshot: Snapshot, now: number, config: PolicyConf
   const schedule: Schedule = { start: [], blocked: new Map() }
   let inFlight = drainsInFlight(snapshot)
   const lastStart = lastStartByPool(snapshot)
+  const breakerBlock = breakerBlocks(breakers, config)
   for (const node of pendingInTurn(snapshot)) {
     const block = hysteresisBlock(node.record!, now, config) ??
       nodeCooldownBlock(node, now) ??
-      breakerBlock(node, breakers, config) ??
+      breakerBlock(node) ??
       poolSpacingBlock(node, lastStart.get(node.pool), now, config) ??
       semaphoreBlock(inFlight, config)
     if (block !== undefined) {

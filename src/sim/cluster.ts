@@ -39,6 +39,15 @@ export type SimCluster = Cluster & {
 
 const finishedPhases = new Set(['Succeeded', 'Failed', 'Pending'])
 
+/** Nodes are handed out as frozen snapshots, as an informer cache would be: reading is free, writing replaces. */
+function frozen<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) frozen(inner)
+    Object.freeze(value)
+  }
+  return value
+}
+
 function matches (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   if (selector === undefined) return false
   return Object.entries(selector).every(([key, value]) => labels?.[key] === value)
@@ -66,10 +75,13 @@ export function createSimCluster (options: SimOptions): SimCluster {
   const ensureReachable = () => {
     if (!reachable) throw new ClusterError('unavailable', 'simulated API server is unreachable')
   }
-  const bump = (node: V1Node) => {
+  /** Stores a changed copy of a node under a new resourceVersion and tells the watchers. */
+  const store = (node: V1Node): V1Node => {
     node.metadata!.resourceVersion = String(++resourceVersion)
-    const copy = structuredClone(node)
-    setImmediate(() => emitter.emit('node', copy))
+    const saved = frozen(node)
+    nodes.set(saved.metadata!.name!, saved)
+    setImmediate(() => emitter.emit('node', saved))
+    return saved
   }
 
   function healthy (pod: V1Pod): boolean {
@@ -140,21 +152,21 @@ export function createSimCluster (options: SimOptions): SimCluster {
     kind: 'simulated',
     async listNodes () {
       ensureReachable()
-      return [...nodes.values()].map(n => structuredClone(n))
+      return [...nodes.values()]
     },
     async getNode (name) {
       ensureReachable()
-      const node = nodes.get(name)
-      return node === undefined ? undefined : structuredClone(node)
+      return nodes.get(name)
     },
     async patchNode (name, patch: NodePatch, expectedVersion) {
       ensureReachable()
-      const node = nodes.get(name)
-      if (node === undefined) throw new ClusterError('not-found', `node ${name} not found`)
-      if (expectedVersion !== undefined && node.metadata!.resourceVersion !== expectedVersion) {
-        throw new ClusterError('conflict', `node ${name} was modified (resourceVersion ${node.metadata!.resourceVersion}, expected ${expectedVersion})`)
+      const current = nodes.get(name)
+      if (current === undefined) throw new ClusterError('not-found', `node ${name} not found`)
+      if (expectedVersion !== undefined && current.metadata!.resourceVersion !== expectedVersion) {
+        throw new ClusterError('conflict', `node ${name} was modified (resourceVersion ${current.metadata!.resourceVersion}, expected ${expectedVersion})`)
       }
       mutations.push(`patch node ${name}`)
+      const node = structuredClone(current)
       const annotations = { ...node.metadata!.annotations }
       for (const [k, v] of Object.entries(patch.annotations ?? {})) {
         if (v === null) delete annotations[k]
@@ -162,8 +174,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
       }
       node.metadata!.annotations = annotations
       if (patch.unschedulable !== undefined) node.spec = { ...node.spec, unschedulable: patch.unschedulable }
-      bump(node)
-      return structuredClone(node)
+      return store(node)
     },
     async listPodsOnNode (name) {
       ensureReachable()
@@ -216,9 +227,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
       return () => { emitter.off('node', listener) }
     },
     addNode (node) {
-      const copy = structuredClone(node)
-      copy.metadata!.resourceVersion = String(++resourceVersion)
-      nodes.set(copy.metadata!.name!, copy)
+      store(structuredClone(node))
     },
     removeNode (name) {
       nodes.delete(name)
@@ -243,10 +252,11 @@ export function createSimCluster (options: SimOptions): SimCluster {
       reachable = value
     },
     setProviderID (name, providerID) {
-      const node = nodes.get(name)
-      if (node === undefined) return
+      const current = nodes.get(name)
+      if (current === undefined) return
+      const node = structuredClone(current)
       node.spec = { ...node.spec, providerID }
-      bump(node)
+      store(node)
     },
     removeFinalizers (namespace, name) {
       const pod = findPod(namespace, name)
