@@ -25,6 +25,6 @@ t.test('more re-fires than allowed within the window hold the node', async t => 
 t.test('recordFiring adds a start once and forgets starts outside the window', async t => {
   const old = iso(T0 - minutes(61))
   const recent = iso(T0 - minutes(5))
-  t.same(recordFiring([old, recent], T0 - minutes(1), T0, config), [recent, iso(T0 - minutes(1))])
-  t.same(recordFiring([recent], T0 - minutes(5), T0, config), [recent], 'the same start is not counted twice')
+  t.same(recordFiring([old, recent], iso(T0 - minutes(1)), T0, config), [recent, iso(T0 - minutes(1))])
+  t.same(recordFiring([recent], iso(T0 - minutes(5)), T0, config), [recent], 'the same start is not counted twice')
 })
