@@ -52,6 +52,15 @@ export const ConfigSchema = Type.Object({
   provider: Type.Union([Type.Literal('sim'), Type.Literal('none'), Type.Literal('aws'), Type.Literal('clusterapi'), Type.Literal('karpenter')]),
   providerTimeout: Type.Integer({ minimum: 1 }),
   bodyLimit: Type.Integer({ minimum: 1024 }),
+  identity: Type.Optional(Type.String({ minLength: 1 })),
+  leaderElection: Type.Boolean(),
+  leaseNamespace: Type.String({ minLength: 1 }),
+  leaseName: Type.String({ minLength: 1 }),
+  leaseDuration: Type.Integer({ minimum: 1000 }),
+  leaseRenewDeadline: Type.Integer({ minimum: 500 }),
+  leaseRetryPeriod: Type.Integer({ minimum: 100 }),
+  awsRegion: Type.Optional(Type.String({ minLength: 1 })),
+  awsAllowReplaceOutsideAsg: Type.Boolean(),
   reconcileInterval: Type.Integer({ minimum: 100 })
 })
 export type Config = Static<typeof ConfigSchema>
@@ -97,6 +106,15 @@ export const options: Record<keyof Config, Option> = {
   provider: { env: 'PROVIDER', kind: 'string', help: 'sim, none, aws, clusterapi or karpenter. Default sim on the simulated cluster, none otherwise.' },
   providerTimeout: { env: 'PROVIDER_TIMEOUT', kind: 'duration', default: '10m', help: 'Deadline of one provider remediation, retries included.' },
   bodyLimit: { env: 'BODY_LIMIT', kind: 'int', default: '5242880', help: 'Largest accepted request body in bytes.' },
+  identity: { env: 'POD_NAME', kind: 'string', help: 'This replica\'s name in the Lease and in Events. Default: the host name.' },
+  leaderElection: { env: 'LEADER_ELECTION', kind: 'bool', default: 'true', help: 'On Kubernetes, act only while holding the Lease (run 2 replicas). Any replica accepts webhooks.' },
+  leaseNamespace: { env: 'LEASE_NAMESPACE', kind: 'string', default: 'self-healing-controller', help: 'Namespace of the leader-election Lease.' },
+  leaseName: { env: 'LEASE_NAME', kind: 'string', default: 'self-healing-controller', help: 'Name of the leader-election Lease.' },
+  leaseDuration: { env: 'LEASE_DURATION', kind: 'duration', default: '15s', help: 'How long a Lease not renewed stays with its holder.' },
+  leaseRenewDeadline: { env: 'LEASE_RENEW_DEADLINE', kind: 'duration', default: '10s', help: 'A leader that cannot renew for this long stops acting (shorter than LEASE_DURATION).' },
+  leaseRetryPeriod: { env: 'LEASE_RETRY_PERIOD', kind: 'duration', default: '2s', help: 'How often the Lease is renewed or tried.' },
+  awsRegion: { env: 'AWS_REGION', kind: 'string', help: 'Region for PROVIDER=aws. Default: the AWS SDK\'s own chain.' },
+  awsAllowReplaceOutsideAsg: { env: 'AWS_ALLOW_REPLACE_OUTSIDE_ASG', kind: 'bool', default: 'false', help: 'Let PROVIDER=aws terminate instances outside an Auto Scaling group (nothing replaces them).' },
   reconcileInterval: { env: 'RECONCILE_INTERVAL', kind: 'duration', default: '10s', help: 'Longest time between two reconcile passes (changes trigger one sooner).' }
 }
 
@@ -165,6 +183,7 @@ export function parseConfig (argv: readonly string[], env: Readonly<Record<strin
   }
   const config = raw as Config
   if (config.evictionBackoffMax < config.evictionBackoff) throw new ConfigError(`${nameOf('evictionBackoffMax')}: must be at least EVICTION_BACKOFF`)
+  if (config.leaseRenewDeadline >= config.leaseDuration) throw new ConfigError(`${nameOf('leaseRenewDeadline')}: must be shorter than LEASE_DURATION`)
   if (config.provider === 'sim' && config.cluster !== 'sim') throw new ConfigError(`${nameOf('provider')}: the sim provider only works on the simulated cluster`)
   return config
 }

@@ -36,6 +36,8 @@ export type EngineDeps = {
   now?: () => number
   /** When Prometheus is configured: is the alert still firing there? Throws when it cannot tell. */
   prometheusCheck?: FiringCheck
+  /** False when a leader election decides (setLeader); a lone replica leads from the start. */
+  startAsLeader?: boolean
 }
 
 export type NodeStatus = {
@@ -70,14 +72,14 @@ export function createEngine (deps: EngineDeps) {
   const excludeAnnotation = `${config.annotationPrefix}/drain-exclude`
   const workers = new Map<string, { controller: AbortController, done: Promise<void> }>()
   let breakers: Map<string, BreakerState> = new Map()
-  let leader = true
+  let leader = deps.startAsLeader ?? true
   let recovered = false
   let running: Promise<void> | undefined
   let again = false
   let ticker: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
   metrics.dryRun.set(config.dryRun ? 1 : 0)
-  metrics.leader.set(1)
+  metrics.leader.set(leader ? 1 : 0)
 
   // Node objects are immutable snapshots (informer cache, simulated store): a view per object suffices.
   const views = new WeakMap<V1Node, NodeView>()
