@@ -1,3 +1,4 @@
+import { sleep as defaultSleep } from '../timers.ts'
 import { ProviderError } from './provider.ts'
 import type { Provider, ProviderRequest, ProviderResult } from './provider.ts'
 
@@ -43,24 +44,6 @@ function abortReason (signal: AbortSignal): string {
 
 function describe (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
-}
-
-export function defaultSleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason)
-      return
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(signal.reason)
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 function validate (options: RetryOptions): void {
