@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { formatDuration, parseDuration } from './duration.ts'
 import type { PolicyConfig } from './policy/config.ts'
@@ -14,117 +14,71 @@ import type { ProviderAction } from './providers/provider.ts'
 const action = Type.Union([Type.Literal('reboot'), Type.Literal('replace'), Type.Literal('none')])
 const duration = Type.Integer({ minimum: 0 })
 
-export const ConfigSchema = Type.Object({
-  host: Type.Optional(Type.String({ minLength: 1 })),
-  port: Type.Integer({ minimum: 0, maximum: 65535 }),
-  webhookToken: Type.Optional(Type.String({ minLength: 1 })),
-  webhookTokenFile: Type.Optional(Type.String({ minLength: 1 })),
-  insecureNoAuth: Type.Boolean(),
-  faultsEnabled: Type.Boolean(),
-  faultsToken: Type.Optional(Type.String({ minLength: 1 })),
-  faultsTokenFile: Type.Optional(Type.String({ minLength: 1 })),
-  dryRun: Type.Boolean(),
-  logLevel: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
-  cluster: Type.Union([Type.Literal('sim'), Type.Literal('kubernetes')]),
-  kubeconfig: Type.Optional(Type.String({ minLength: 1 })),
-  maxConcurrentDrains: Type.Integer({ minimum: 1, maximum: 1000 }),
-  cooldown: duration,
-  poolSpacing: duration,
-  nodeLabels: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
-  optInLabel: Type.String({ minLength: 1 }),
-  providerAction: action,
-  annotationPrefix: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }),
-  poolLabel: Type.String({ minLength: 1 }),
-  zoneLabel: Type.String({ minLength: 1 }),
-  clockSkew: duration,
-  minFiringAge: duration,
-  flapWindow: Type.Integer({ minimum: 1 }),
-  flapMaxRefires: Type.Integer({ minimum: 0 }),
-  breakerThreshold: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
-  breakerMinNodes: Type.Integer({ minimum: 1 }),
-  breakerSettle: duration,
-  drainTimeout: Type.Integer({ minimum: 1 }),
-  evictionConcurrency: Type.Integer({ minimum: 1, maximum: 100 }),
-  evictionBackoff: Type.Integer({ minimum: 1 }),
-  evictionBackoffMax: Type.Integer({ minimum: 1 }),
-  forceDeleteOnTimeout: Type.Boolean(),
-  prometheusUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
-  provider: Type.Union([Type.Literal('sim'), Type.Literal('none'), Type.Literal('aws'), Type.Literal('clusterapi'), Type.Literal('karpenter')]),
-  providerTimeout: Type.Integer({ minimum: 1 }),
-  bodyLimit: Type.Integer({ minimum: 1024 }),
-  identity: Type.Optional(Type.String({ minLength: 1 })),
-  leaderElection: Type.Boolean(),
-  leaseNamespace: Type.String({ minLength: 1 }),
-  leaseName: Type.String({ minLength: 1 }),
-  leaseDuration: Type.Integer({ minimum: 1000 }),
-  leaseRenewDeadline: Type.Integer({ minimum: 500 }),
-  leaseRetryPeriod: Type.Integer({ minimum: 100 }),
-  awsRegion: Type.Optional(Type.String({ minLength: 1 })),
-  awsAllowReplaceOutsideAsg: Type.Boolean(),
-  reconcileInterval: Type.Integer({ minimum: 100 })
-})
-export type Config = Static<typeof ConfigSchema>
-
 type Kind = 'string' | 'int' | 'number' | 'bool' | 'duration' | 'list'
-type Option = { env: string, kind: Kind, default?: string, help: string }
+type Option = { schema: TSchema, env: string, kind: Kind, default?: string, help: string }
 
-export const options: Record<keyof Config, Option> = {
-  host: { env: 'HOST', kind: 'string', help: 'Address to listen on. Default 0.0.0.0; 127.0.0.1 when running unauthenticated on the simulated cluster.' },
-  port: { env: 'PORT', kind: 'int', default: '8080', help: 'Port to listen on.' },
-  webhookToken: { env: 'WEBHOOK_TOKEN', kind: 'string', help: 'Bearer token Alertmanager must send (prefer WEBHOOK_TOKEN_FILE).' },
-  webhookTokenFile: { env: 'WEBHOOK_TOKEN_FILE', kind: 'string', help: 'File holding the webhook bearer token.' },
-  insecureNoAuth: { env: 'INSECURE_NO_AUTH', kind: 'bool', default: 'false', help: 'Run without a token on a real cluster. Never do this outside a lab.' },
-  faultsEnabled: { env: 'FAULTS_ENABLED', kind: 'bool', default: 'false', help: 'Enable POST /v1/faults (manual fault injection).' },
-  faultsToken: { env: 'FAULTS_TOKEN', kind: 'string', help: 'Bearer token for POST /v1/faults (prefer FAULTS_TOKEN_FILE).' },
-  faultsTokenFile: { env: 'FAULTS_TOKEN_FILE', kind: 'string', help: 'File holding the fault-injection bearer token.' },
-  dryRun: { env: 'DRY_RUN', kind: 'bool', default: 'false', help: 'Compute and report every decision; change nothing in the cluster.' },
-  logLevel: { env: 'LOG_LEVEL', kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace.' },
-  cluster: { env: 'CLUSTER', kind: 'string', default: 'sim', help: 'sim (an in-memory demo cluster) or kubernetes (explicit, real).' },
-  kubeconfig: { env: 'KUBECONFIG', kind: 'string', help: 'Kubeconfig for CLUSTER=kubernetes; in-cluster credentials when unset.' },
-  maxConcurrentDrains: { env: 'MAX_CONCURRENT_DRAINS', kind: 'int', default: '1', help: 'Nodes that may be out of service because of us at once (cluster-wide).' },
-  cooldown: { env: 'COOLDOWN', kind: 'duration', default: '30m', help: 'Per node: no new remediation this long after one ends.' },
-  poolSpacing: { env: 'POOL_SPACING', kind: 'duration', default: '5m', help: 'Per pool: minimum time between two remediation starts.' },
-  nodeLabels: { env: 'NODE_LABELS', kind: 'list', default: 'node,kubernetes_node', help: 'Alert labels that may carry the node name, in order.' },
-  optInLabel: { env: 'OPT_IN_LABEL', kind: 'string', default: 'remediation', help: 'Alert label that opts in: drain (then PROVIDER_ACTION), reboot or replace.' },
-  providerAction: { env: 'PROVIDER_ACTION', kind: 'string', default: 'replace', help: 'What remediation="drain" asks the provider for: reboot, replace or none.' },
-  annotationPrefix: { env: 'ANNOTATION_PREFIX', kind: 'string', default: 'self-healing-controller.io', help: 'Prefix of the Node annotations that hold the persisted state.' },
-  poolLabel: { env: 'POOL_LABEL', kind: 'string', default: 'pool', help: 'Node label naming its pool (circuit breaker and spacing scope).' },
-  zoneLabel: { env: 'ZONE_LABEL', kind: 'string', default: 'topology.kubernetes.io/zone', help: 'Node label naming its zone.' },
-  clockSkew: { env: 'CLOCK_SKEW', kind: 'duration', default: '1m', help: 'How far in the future an alert startsAt may be before it is ignored.' },
-  minFiringAge: { env: 'MIN_FIRING_AGE', kind: 'duration', default: '2m', help: 'Minimum time an alert has fired (from startsAt) before a drain starts.' },
-  flapWindow: { env: 'FLAP_WINDOW', kind: 'duration', default: '1h', help: 'Window in which re-fires of a node\'s alerts are counted.' },
-  flapMaxRefires: { env: 'FLAP_MAX_REFIRES', kind: 'int', default: '2', help: 'More re-fires than this within FLAP_WINDOW hold the node instead of draining it.' },
-  breakerThreshold: { env: 'BREAKER_THRESHOLD', kind: 'number', default: '0.2', help: 'Share of a pool (or of a zone in it) alerting at which no new drains start there.' },
-  breakerMinNodes: { env: 'BREAKER_MIN_NODES', kind: 'int', default: '2', help: 'The breaker needs at least this many alerting nodes (one sick node never trips it).' },
-  breakerSettle: { env: 'BREAKER_SETTLE', kind: 'duration', default: '10m', help: 'How long the share must stay below the threshold before the breaker closes.' },
-  drainTimeout: { env: 'DRAIN_TIMEOUT', kind: 'duration', default: '15m', help: 'Deadline of one drain; then outcome drain-timeout.' },
-  evictionConcurrency: { env: 'EVICTION_CONCURRENCY', kind: 'int', default: '5', help: 'Evictions in flight per drain.' },
-  evictionBackoff: { env: 'EVICTION_BACKOFF', kind: 'duration', default: '1s', help: 'First wait after a refused eviction (doubles; Retry-After wins when longer).' },
-  evictionBackoffMax: { env: 'EVICTION_BACKOFF_MAX', kind: 'duration', default: '30s', help: 'Longest wait between eviction attempts of one pod.' },
-  forceDeleteOnTimeout: { env: 'FORCE_DELETE_ON_TIMEOUT', kind: 'bool', default: 'false', help: 'At the drain deadline, delete remaining pods with grace 0 (bypasses PodDisruptionBudgets).' },
-  prometheusUrl: { env: 'PROMETHEUS_URL', kind: 'string', help: 'When set, a drain starts only if Prometheus still reports the alert firing.' },
-  provider: { env: 'PROVIDER', kind: 'string', help: 'sim, none, aws, clusterapi or karpenter. Default sim on the simulated cluster, none otherwise.' },
-  providerTimeout: { env: 'PROVIDER_TIMEOUT', kind: 'duration', default: '10m', help: 'Deadline of one provider remediation, retries included.' },
-  bodyLimit: { env: 'BODY_LIMIT', kind: 'int', default: '5242880', help: 'Largest accepted request body in bytes.' },
-  identity: { env: 'POD_NAME', kind: 'string', help: 'This replica\'s name in the Lease and in Events. Default: the host name.' },
-  leaderElection: { env: 'LEADER_ELECTION', kind: 'bool', default: 'true', help: 'On Kubernetes, act only while holding the Lease (run 2 replicas). Any replica accepts webhooks.' },
-  leaseNamespace: { env: 'LEASE_NAMESPACE', kind: 'string', default: 'self-healing-controller', help: 'Namespace of the leader-election Lease.' },
-  leaseName: { env: 'LEASE_NAME', kind: 'string', default: 'self-healing-controller', help: 'Name of the leader-election Lease.' },
-  leaseDuration: { env: 'LEASE_DURATION', kind: 'duration', default: '15s', help: 'How long a Lease not renewed stays with its holder.' },
-  leaseRenewDeadline: { env: 'LEASE_RENEW_DEADLINE', kind: 'duration', default: '10s', help: 'A leader that cannot renew for this long stops acting (shorter than LEASE_DURATION).' },
-  leaseRetryPeriod: { env: 'LEASE_RETRY_PERIOD', kind: 'duration', default: '2s', help: 'How often the Lease is renewed or tried.' },
-  awsRegion: { env: 'AWS_REGION', kind: 'string', help: 'Region for PROVIDER=aws. Default: the AWS SDK\'s own chain.' },
-  awsAllowReplaceOutsideAsg: { env: 'AWS_ALLOW_REPLACE_OUTSIDE_ASG', kind: 'bool', default: 'false', help: 'Let PROVIDER=aws terminate instances outside an Auto Scaling group (nothing replaces them).' },
-  reconcileInterval: { env: 'RECONCILE_INTERVAL', kind: 'duration', default: '10s', help: 'Longest time between two reconcile passes (changes trigger one sooner).' }
-}
+export const options = {
+  host: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'HOST', kind: 'string', help: 'Address to listen on. Default 0.0.0.0; 127.0.0.1 when running unauthenticated on the simulated cluster.' },
+  port: { schema: Type.Integer({ minimum: 0, maximum: 65535 }), env: 'PORT', kind: 'int', default: '8080', help: 'Port to listen on.' },
+  webhookToken: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'WEBHOOK_TOKEN', kind: 'string', help: 'Bearer token Alertmanager must send (prefer WEBHOOK_TOKEN_FILE).' },
+  webhookTokenFile: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'WEBHOOK_TOKEN_FILE', kind: 'string', help: 'File holding the webhook bearer token.' },
+  insecureNoAuth: { schema: Type.Boolean(), env: 'INSECURE_NO_AUTH', kind: 'bool', default: 'false', help: 'Run without a token on a real cluster. Never do this outside a lab.' },
+  faultsEnabled: { schema: Type.Boolean(), env: 'FAULTS_ENABLED', kind: 'bool', default: 'false', help: 'Enable POST /v1/faults (manual fault injection).' },
+  faultsToken: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'FAULTS_TOKEN', kind: 'string', help: 'Bearer token for POST /v1/faults (prefer FAULTS_TOKEN_FILE).' },
+  faultsTokenFile: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'FAULTS_TOKEN_FILE', kind: 'string', help: 'File holding the fault-injection bearer token.' },
+  dryRun: { schema: Type.Boolean(), env: 'DRY_RUN', kind: 'bool', default: 'false', help: 'Compute and report every decision; change nothing in the cluster.' },
+  logLevel: { schema: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), env: 'LOG_LEVEL', kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace.' },
+  cluster: { schema: Type.Union([Type.Literal('sim'), Type.Literal('kubernetes')]), env: 'CLUSTER', kind: 'string', default: 'sim', help: 'sim (an in-memory demo cluster) or kubernetes (explicit, real).' },
+  kubeconfig: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'KUBECONFIG', kind: 'string', help: 'Kubeconfig for CLUSTER=kubernetes; in-cluster credentials when unset.' },
+  maxConcurrentDrains: { schema: Type.Integer({ minimum: 1, maximum: 1000 }), env: 'MAX_CONCURRENT_DRAINS', kind: 'int', default: '1', help: 'Nodes that may be out of service because of us at once (cluster-wide).' },
+  cooldown: { schema: duration, env: 'COOLDOWN', kind: 'duration', default: '30m', help: 'Per node: no new remediation this long after one ends.' },
+  poolSpacing: { schema: duration, env: 'POOL_SPACING', kind: 'duration', default: '5m', help: 'Per pool: minimum time between two remediation starts.' },
+  nodeLabels: { schema: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), env: 'NODE_LABELS', kind: 'list', default: 'node,kubernetes_node', help: 'Alert labels that may carry the node name, in order.' },
+  optInLabel: { schema: Type.String({ minLength: 1 }), env: 'OPT_IN_LABEL', kind: 'string', default: 'remediation', help: 'Alert label that opts in: drain (then PROVIDER_ACTION), reboot or replace.' },
+  providerAction: { schema: action, env: 'PROVIDER_ACTION', kind: 'string', default: 'replace', help: 'What remediation="drain" asks the provider for: reboot, replace or none.' },
+  annotationPrefix: { schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }), env: 'ANNOTATION_PREFIX', kind: 'string', default: 'self-healing-controller.io', help: 'Prefix of the Node annotations that hold the persisted state.' },
+  poolLabel: { schema: Type.String({ minLength: 1 }), env: 'POOL_LABEL', kind: 'string', default: 'pool', help: 'Node label naming its pool (circuit breaker and spacing scope).' },
+  zoneLabel: { schema: Type.String({ minLength: 1 }), env: 'ZONE_LABEL', kind: 'string', default: 'topology.kubernetes.io/zone', help: 'Node label naming its zone.' },
+  clockSkew: { schema: duration, env: 'CLOCK_SKEW', kind: 'duration', default: '1m', help: 'How far in the future an alert startsAt may be before it is ignored.' },
+  minFiringAge: { schema: duration, env: 'MIN_FIRING_AGE', kind: 'duration', default: '2m', help: 'Minimum time an alert has fired (from startsAt) before a drain starts.' },
+  flapWindow: { schema: Type.Integer({ minimum: 1 }), env: 'FLAP_WINDOW', kind: 'duration', default: '1h', help: 'Window in which re-fires of a node\'s alerts are counted.' },
+  flapMaxRefires: { schema: Type.Integer({ minimum: 0 }), env: 'FLAP_MAX_REFIRES', kind: 'int', default: '2', help: 'More re-fires than this within FLAP_WINDOW hold the node instead of draining it.' },
+  breakerThreshold: { schema: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), env: 'BREAKER_THRESHOLD', kind: 'number', default: '0.2', help: 'Share of a pool (or of a zone in it) alerting at which no new drains start there.' },
+  breakerMinNodes: { schema: Type.Integer({ minimum: 1 }), env: 'BREAKER_MIN_NODES', kind: 'int', default: '2', help: 'The breaker needs at least this many alerting nodes (one sick node never trips it).' },
+  breakerSettle: { schema: duration, env: 'BREAKER_SETTLE', kind: 'duration', default: '10m', help: 'How long the share must stay below the threshold before the breaker closes.' },
+  drainTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'DRAIN_TIMEOUT', kind: 'duration', default: '15m', help: 'Deadline of one drain; then outcome drain-timeout.' },
+  evictionConcurrency: { schema: Type.Integer({ minimum: 1, maximum: 100 }), env: 'EVICTION_CONCURRENCY', kind: 'int', default: '5', help: 'Evictions in flight per drain.' },
+  evictionBackoff: { schema: Type.Integer({ minimum: 1 }), env: 'EVICTION_BACKOFF', kind: 'duration', default: '1s', help: 'First wait after a refused eviction (doubles; Retry-After wins when longer).' },
+  evictionBackoffMax: { schema: Type.Integer({ minimum: 1 }), env: 'EVICTION_BACKOFF_MAX', kind: 'duration', default: '30s', help: 'Longest wait between eviction attempts of one pod.' },
+  forceDeleteOnTimeout: { schema: Type.Boolean(), env: 'FORCE_DELETE_ON_TIMEOUT', kind: 'bool', default: 'false', help: 'At the drain deadline, delete remaining pods with grace 0 (bypasses PodDisruptionBudgets).' },
+  prometheusUrl: { schema: Type.Optional(Type.String({ pattern: '^https?://' })), env: 'PROMETHEUS_URL', kind: 'string', help: 'When set, a drain starts only if Prometheus still reports the alert firing.' },
+  provider: { schema: Type.Union([Type.Literal('sim'), Type.Literal('none'), Type.Literal('aws'), Type.Literal('clusterapi'), Type.Literal('karpenter')]), env: 'PROVIDER', kind: 'string', help: 'sim, none, aws, clusterapi or karpenter. Default sim on the simulated cluster, none otherwise.' },
+  providerTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'PROVIDER_TIMEOUT', kind: 'duration', default: '10m', help: 'Deadline of one provider remediation, retries included.' },
+  bodyLimit: { schema: Type.Integer({ minimum: 1024 }), env: 'BODY_LIMIT', kind: 'int', default: '5242880', help: 'Largest accepted request body in bytes.' },
+  identity: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'POD_NAME', kind: 'string', help: 'This replica\'s name in the Lease and in Events. Default: the host name.' },
+  leaderElection: { schema: Type.Boolean(), env: 'LEADER_ELECTION', kind: 'bool', default: 'true', help: 'On Kubernetes, act only while holding the Lease (run 2 replicas). Any replica accepts webhooks.' },
+  leaseNamespace: { schema: Type.String({ minLength: 1 }), env: 'LEASE_NAMESPACE', kind: 'string', default: 'self-healing-controller', help: 'Namespace of the leader-election Lease.' },
+  leaseName: { schema: Type.String({ minLength: 1 }), env: 'LEASE_NAME', kind: 'string', default: 'self-healing-controller', help: 'Name of the leader-election Lease.' },
+  leaseDuration: { schema: Type.Integer({ minimum: 1000 }), env: 'LEASE_DURATION', kind: 'duration', default: '15s', help: 'How long a Lease not renewed stays with its holder.' },
+  leaseRenewDeadline: { schema: Type.Integer({ minimum: 500 }), env: 'LEASE_RENEW_DEADLINE', kind: 'duration', default: '10s', help: 'A leader that cannot renew for this long stops acting (shorter than LEASE_DURATION).' },
+  leaseRetryPeriod: { schema: Type.Integer({ minimum: 100 }), env: 'LEASE_RETRY_PERIOD', kind: 'duration', default: '2s', help: 'How often the Lease is renewed or tried.' },
+  awsRegion: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'AWS_REGION', kind: 'string', help: 'Region for PROVIDER=aws. Default: the AWS SDK\'s own chain.' },
+  awsAllowReplaceOutsideAsg: { schema: Type.Boolean(), env: 'AWS_ALLOW_REPLACE_OUTSIDE_ASG', kind: 'bool', default: 'false', help: 'Let PROVIDER=aws terminate instances outside an Auto Scaling group (nothing replaces them).' },
+  reconcileInterval: { schema: Type.Integer({ minimum: 100 }), env: 'RECONCILE_INTERVAL', kind: 'duration', default: '10s', help: 'Longest time between two reconcile passes (changes trigger one sooner).' }
+} satisfies Record<string, Option>
+
+type Schemas = { [K in keyof typeof options]: (typeof options)[K]['schema'] }
+export const ConfigSchema = Type.Object(Object.fromEntries(Object.entries(options).map(([key, option]) => [key, option.schema])) as Schemas)
+export type Config = Static<typeof ConfigSchema>
+const optionOf = (key: keyof Config): Option => options[key]
 
 export class ConfigError extends Error {}
 
 const flagOf = (key: string) => '--' + key.replace(/[A-Z]/g, c => '-' + c.toLowerCase())
-const nameOf = (key: keyof Config) => `${options[key].env} (${flagOf(key)})`
+const nameOf = (key: keyof Config) => `${optionOf(key).env} (${flagOf(key)})`
 
 function convert (key: keyof Config, text: string): unknown {
-  const { kind } = options[key]
+  const { kind } = optionOf(key)
   const fail = (what: string) => new ConfigError(`${nameOf(key)}: "${text}" is not ${what}`)
   switch (kind) {
     case 'string': return text
@@ -161,7 +115,7 @@ export function parseConfig (argv: readonly string[], env: Readonly<Record<strin
       args: [...argv],
       options: {
         help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(keys.map(key => [flagOf(key).slice(2), { type: options[key].kind === 'bool' ? 'boolean' : 'string' }] as const))
+        ...Object.fromEntries(keys.map(key => [flagOf(key).slice(2), { type: optionOf(key).kind === 'bool' ? 'boolean' : 'string' }] as const))
       },
       strict: true,
       allowPositionals: false
@@ -173,7 +127,7 @@ export function parseConfig (argv: readonly string[], env: Readonly<Record<strin
   const raw: Record<string, unknown> = {}
   for (const key of keys) {
     const flag = values[flagOf(key).slice(2)]
-    const text = typeof flag === 'boolean' ? String(flag) : flag ?? env[options[key].env] ?? options[key].default
+    const text = typeof flag === 'boolean' ? String(flag) : flag ?? env[optionOf(key).env] ?? optionOf(key).default
     if (text !== undefined) raw[key] = convert(key, text)
   }
   raw.provider ??= raw.cluster === 'sim' ? 'sim' : 'none'
