@@ -230,7 +230,11 @@ export function createSimCluster (options: SimOptions): SimCluster {
       store(structuredClone(node))
     },
     removeNode (name) {
+      const gone = nodes.get(name)
+      if (gone === undefined) return
       nodes.delete(name)
+      // As an informer's delete handler: watchers get the node's last state.
+      setImmediate(() => emitter.emit('node', gone))
     },
     addPod (pod) {
       const copy = structuredClone(pod)

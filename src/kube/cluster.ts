@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto'
+import {
+  ApiException,
+  CoreV1Api,
+  EventsV1Api,
+  PatchStrategy,
+  V1MicroTime,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Node
+} from '@kubernetes/client-node'
+import type { Logger } from 'pino'
+import { ClusterError, type Cluster, type EvictionResult, type NodePatch } from '../cluster.ts'
+import { retryAfterMsOf, statusOf, toClusterError } from './errors.ts'
+import { createNodeCache } from './node-cache.ts'
+import { createPodGoneWaiter } from './pod-gone.ts'
+
+/**
+ * The Cluster seam on a real API server, with @kubernetes/client-node 2.x: nodes from a watch
+ * cache, fresh reads and optimistic-concurrency merge patches for read-modify-write, pods through
+ * the policy/v1 Eviction API, deletion awaited through a watch, events.k8s.io/v1 Events.
+ */
+export type KubeClusterOptions = {
+  kubeConfig: KubeConfig
+  /** events.k8s.io reportingController, e.g. `self-healing-controller.io/controller`. */
+  reportingController: string
+  /** events.k8s.io reportingInstance: this replica (pod name). */
+  reportingInstance: string
+  log: Logger
+  /** Namespace the Events go to; `default` is where node events live (kubelet's too). */
+  eventNamespace?: string
+  /** How long a broken node watch may serve its last state before listNodes says 'unavailable'. Default 30 s. */
+  staleAfterMs?: number
+  /** Bound on the wait for the first sync in createKubeCluster. Default 10 s; sync goes on after it. */
+  firstSyncTimeoutMs?: number
+}
+
+export type KubeCluster = Cluster & {
+  /** True while the node cache reflects the cluster (synced once, watch not broken for long). */
+  synced (): boolean
+  /** Stops the node watch and ends pod waits in progress. */
+  close (): void
+}
+
+// Merge patch (RFC 7386): null deletes a key, and a metadata.resourceVersion in the body is a
+// precondition the API server enforces with 409. client-node defaults to JSON Patch otherwise.
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+
+// The one 500 that is not the server's fault: a pod covered by several budgets is never evictable.
+const SEVERAL_BUDGETS = /more than one PodDisruptionBudget/i
+
+function delay (ms: number): { promise: Promise<void>, clear: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  const promise = new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })
+  return { promise, clear: () => clearTimeout(timer) }
+}
+
+/** Starts the node watch and resolves once it synced, its first attempt failed, or `firstSyncTimeoutMs` passed. */
+export async function createKubeCluster (options: KubeClusterOptions): Promise<KubeCluster> {
+  const { kubeConfig, log } = options
+  const eventNamespace = options.eventNamespace ?? 'default'
+  const core = kubeConfig.makeApiClient(CoreV1Api)
+  const events = kubeConfig.makeApiClient(EventsV1Api)
+  const nodes = createNodeCache({ kubeConfig, log, staleAfterMs: options.staleAfterMs ?? 30_000 })
+  const podGone = createPodGoneWaiter(kubeConfig, log)
+
+  // Throws what the engine can act on: ClusterError for API and network failures.
+  const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (err) {
+      throw toClusterError(err, what)
+    }
+  }
+
+  const cluster: KubeCluster = {
+    kind: 'kubernetes',
+    async listNodes () {
+      if (!nodes.synced()) throw new ClusterError('unavailable', `list nodes: ${nodes.state()}`)
+      return nodes.list()
+    },
+    async getNode (name) {
+      try {
+        return await core.readNode({ name })
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return undefined
+        throw toClusterError(err, `get node ${name}`)
+      }
+    },
+    async patchNode (name, patch: NodePatch, resourceVersion) {
+      const metadata: Record<string, unknown> = {}
+      if (resourceVersion !== undefined) metadata.resourceVersion = resourceVersion
+      if (patch.annotations !== undefined) metadata.annotations = patch.annotations
+      const body: Record<string, unknown> = { metadata }
+      if (patch.unschedulable !== undefined) body.spec = { unschedulable: patch.unschedulable }
+      const patched = await call(`patch node ${name}`, () => core.patchNode({ name, body }, mergePatch))
+      nodes.remember(patched)
+      return patched
+    },
+    async listPodsOnNode (name) {
+      const pods = await call(`list pods on node ${name}`, () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${name}` }))
+      return pods.items
+    },
+    async evictPod (namespace, name): Promise<EvictionResult> {
+      const body = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } }
+      try {
+        await core.createNamespacedPodEviction({ name, namespace, body })
+        return { status: 'evicted' }
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return { status: 'gone' }
+        if (err instanceof ApiException && err.code === 429) {
+          const retryAfterMs = retryAfterMsOf(err)
+          const message = statusOf(err)?.message ?? 'eviction refused (429)'
+          return retryAfterMs === undefined ? { status: 'blocked', message } : { status: 'blocked', message, retryAfterMs }
+        }
+        const what = `evict pod ${namespace}/${name}`
+        if (err instanceof ApiException && SEVERAL_BUDGETS.test(statusOf(err)?.message ?? '')) {
+          throw new ClusterError('invalid', `${what}: ${statusOf(err)!.message}`, { cause: err })
+        }
+        throw toClusterError(err, what)
+      }
+    },
+    async deletePod (namespace, name, gracePeriodSeconds) {
+      try {
+        await core.deleteNamespacedPod(gracePeriodSeconds === undefined ? { name, namespace } : { name, namespace, gracePeriodSeconds })
+      } catch (err) {
+        // Already gone is what was asked for.
+        if (err instanceof ApiException && err.code === 404) return
+        throw toClusterError(err, `delete pod ${namespace}/${name}`)
+      }
+    },
+    waitForPodGone (pod, signal) {
+      return podGone.wait(pod, signal)
+    },
+    async recordEvent (node, event) {
+      const name = node.metadata!.name!
+      const uid = node.metadata?.uid
+      // Unique without coordination between replicas; client-go uses NAME.HEXTIME the same way.
+      const suffix = randomUUID().replaceAll('-', '').slice(0, 16)
+      await call(`record event ${event.reason} on node ${name}`, () => events.createNamespacedEvent({
+        namespace: eventNamespace,
+        body: {
+          apiVersion: 'events.k8s.io/v1',
+          kind: 'Event',
+          metadata: { name: `${name}.${suffix}`, namespace: eventNamespace },
+          // Nodes are cluster-scoped: no namespace in `regarding`, or `kubectl describe node` misses it.
+          regarding: { apiVersion: 'v1', kind: 'Node', name, ...(uid === undefined ? {} : { uid }) },
+          eventTime: new V1MicroTime(),
+          type: event.type,
+          reason: event.reason,
+          action: event.action,
+          note: event.note,
+          reportingController: options.reportingController,
+          reportingInstance: options.reportingInstance
+        }
+      }))
+    },
+    onNodeChange (listener: (node: V1Node) => void) {
+      return nodes.onChange(listener)
+    },
+    synced: () => nodes.synced(),
+    close () {
+      nodes.close()
+      podGone.close()
+    }
+  }
+
+  const bound = delay(options.firstSyncTimeoutMs ?? 10_000)
+  await Promise.race([nodes.start(), bound.promise])
+  bound.clear()
+  if (!nodes.synced()) log.warn({ state: nodes.state() }, 'node cache not synced yet; listNodes answers unavailable until it is')
+  return cluster
+}

@@ -1,0 +1,48 @@
+import net from 'node:net'
+
+/**
+ * A TCP proxy in front of the API server that a test can cut (connections reset, new ones
+ * refused) and restore on the same port: a network outage without stopping the control plane.
+ * TLS passes through untouched; the serving certificate names 127.0.0.1, as the proxy does.
+ */
+export type CuttableProxy = {
+  readonly url: string
+  cut (): Promise<void>
+  restore (): Promise<void>
+  close (): Promise<void>
+}
+
+function listen (server: net.Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve((server.address() as net.AddressInfo).port)
+    })
+  })
+}
+
+export async function startCuttableProxy (target: URL): Promise<CuttableProxy> {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer(client => {
+    const upstream = net.connect(Number(target.port), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+      socket.on('error', () => { client.destroy(); upstream.destroy() })
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  const port = await listen(server, 0)
+  const cut = async () => {
+    const closed = new Promise(resolve => server.close(resolve))
+    for (const socket of sockets) socket.resetAndDestroy()
+    await closed
+  }
+  return {
+    url: `https://127.0.0.1:${port}`,
+    cut,
+    async restore () { await listen(server, port) },
+    async close () { if (server.listening) await cut() }
+  }
+}
