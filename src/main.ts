@@ -4,20 +4,42 @@ import type { Cluster } from './cluster.ts'
 import { ConfigError, describeConfig, helpText, parseConfig, policyOf, resolveCredentials, type ServiceConfig } from './config.ts'
 import { buildApp } from './http/app.ts'
 import { createMetrics } from './metrics.ts'
-import { noneProvider } from './providers/none.ts'
+import { connectKubernetes } from './kube/connect.ts'
+import { startLeaderElection, type Elector } from './kube/lease.ts'
+import { createProvider } from './providers/index.ts'
 import type { Provider } from './providers/provider.ts'
 import { withRetries } from './providers/retry.ts'
-import { createEngine } from './remediation/engine.ts'
+import { createEngine, type Engine } from './remediation/engine.ts'
 import { startSimulation } from './sim/index.ts'
 
 /** Composition root: configuration → cluster and provider → engine → HTTP. Nothing else lives here. */
 
-async function connect (config: ServiceConfig, log: Logger): Promise<{ cluster: Cluster, provider: Provider }> {
+type Connected = { cluster: Cluster, provider: Provider, elector?: (engine: Engine) => Elector, close: () => void }
+
+async function connect (config: ServiceConfig, log: Logger): Promise<Connected> {
   if (config.cluster === 'sim') {
     if (config.kubeconfig !== undefined) log.warn('KUBECONFIG is ignored: CLUSTER=sim (set CLUSTER=kubernetes to use it)')
-    return startSimulation({ poolLabel: config.poolLabel, zoneLabel: config.zoneLabel, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }, log)
+    const sim = startSimulation({ poolLabel: config.poolLabel, zoneLabel: config.zoneLabel, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }, log)
+    return { ...sim, close: () => sim.cluster.close() }
   }
-  throw new ConfigError('CLUSTER (--cluster): kubernetes is not available in this build')
+  const { cluster, kubeConfig, identity } = await connectKubernetes(config, log)
+  const connected: Connected = { cluster, provider: createProvider(config, kubeConfig), close: () => cluster.close() }
+  // A dry run never acts, so it needs no lease (and makes no writes at all).
+  if (config.leaderElection && !config.dryRun) {
+    connected.elector = engine => startLeaderElection({
+      kubeConfig,
+      namespace: config.leaseNamespace,
+      name: config.leaseName,
+      identity,
+      leaseDurationMs: config.leaseDuration,
+      renewDeadlineMs: config.leaseRenewDeadline,
+      retryPeriodMs: config.leaseRetryPeriod,
+      log,
+      onStartedLeading: () => { void engine.setLeader(true) },
+      onStoppedLeading: () => engine.setLeader(false)
+    })
+  }
+  return connected
 }
 
 export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -40,7 +62,15 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   for (const warning of warnings) log.warn(warning)
   log.info({ config: describeConfig(config) }, 'starting')
 
-  const { cluster, provider } = await connect(config, log)
+  let connected: Connected
+  try {
+    connected = await connect(config, log)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    log.fatal(err.message)
+    return 2
+  }
+  const { cluster, provider, elector: elect, close } = connected
   const metrics = createMetrics()
   const policy = policyOf(config)
   const engine = createEngine({
@@ -59,7 +89,8 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
         forceDeleteOnTimeout: config.forceDeleteOnTimeout
       }
     },
-    ...(config.prometheusUrl === undefined ? {} : { prometheusCheck: createPrometheusCheck(config.prometheusUrl, config.nodeLabels) })
+    ...(config.prometheusUrl === undefined ? {} : { prometheusCheck: createPrometheusCheck(config.prometheusUrl, config.nodeLabels) }),
+    startAsLeader: elect === undefined
   })
   const app = await buildApp({
     engine,
@@ -78,6 +109,7 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   }, { loggerInstance: log })
 
   engine.start()
+  const elector = elect?.(engine)
   await app.listen({ host: config.host, port: config.port })
 
   let stopping = false
@@ -86,7 +118,9 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     stopping = true
     log.info({ signal }, 'stopping: no new work; in-flight remediations resume from their persisted state on the next start')
     await app.close()
+    await elector?.stop()
     await engine.stop()
+    close()
   }
   process.once('SIGTERM', () => { void stop('SIGTERM') })
   process.once('SIGINT', () => { void stop('SIGINT') })

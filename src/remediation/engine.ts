@@ -77,6 +77,14 @@ export function createEngine (deps: EngineDeps) {
   let running: Promise<void> | undefined
   let again = false
   let ticker: NodeJS.Timeout | undefined
+  // Intake and reconcile passes take turns: a pass must see a whole notification, or a storm
+  // arriving in one notification could start a drain before the breaker has counted it.
+  let turn: Promise<unknown> = Promise.resolve()
+  const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = turn.then(fn)
+    turn = run.catch(() => {})
+    return run
+  }
   let unsubscribe: (() => void) | undefined
   metrics.dryRun.set(config.dryRun ? 1 : 0)
   metrics.leader.set(leader ? 1 : 0)
@@ -161,39 +169,40 @@ export function createEngine (deps: EngineDeps) {
   async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean): Promise<Decision[]> {
     const at = now()
     for (const alert of webhookAlerts) metrics.alertsReceived.inc({ source, status: alert.status })
-    const current = await snapshot()
-    let decisions: Decision[]
-    if (dryRun || config.dryRun) {
-      decisions = triage(webhookAlerts, current, at, policy, breakers, source).decisions
-    } else {
-      const alerts = webhookAlerts.map(alert => toNodeAlert(alert, policy, source))
-      const outcomes: AlertOutcome[] = new Array(alerts.length)
-      const changed = new Map<string, NodeView>()
-      for (const [name, indexes] of groupByNode(alerts)) {
-        const own = indexes.map(i => alerts[i]!)
-        const record = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
-        const known = name === undefined ? undefined : current.get(name)
-        const preview = applyNodeAlerts(known, own, at, policy)
-        record(preview)
-        // Nothing to write (a repeat notification, an ignored alert): no read, no write.
-        if (preview.change === undefined || known === undefined) continue
-        const applied = await persist(known.name, view => {
-          const result = applyNodeAlerts(view, own, at, policy)
-          record(result)
-          return result.change
-        })
-        if (applied === undefined) record(applyNodeAlerts(undefined, own, at, policy))
-        else changed.set(known.name, applied)
-      }
-      decisions = decide(alerts, outcomes, overlay(current, changed), at, policy, breakers)
-      if (changed.size > 0) void kick()
-    }
+    const decisions = dryRun || config.dryRun
+      ? triage(webhookAlerts, await snapshot(), at, policy, breakers, source).decisions
+      : await inTurn(() => persistNotification(webhookAlerts.map(alert => toNodeAlert(alert, policy, source)), at))
     for (const decision of decisions) {
       metrics.decisions.inc({ action: decision.action })
       if (decision.rule !== undefined && decision.action !== 'remediate') metrics.blocked.inc({ rule: decision.rule })
       log.info({ ...decision, source, dryRun: dryRun || config.dryRun }, `alert ${decision.alertname} for ${decision.node ?? '(no node)'}: ${decision.action}`)
     }
     return decisions
+  }
+
+  /** Persists what a notification changes, node by node, then decides on the result. */
+  async function persistNotification (alerts: readonly NodeAlert[], at: number): Promise<Decision[]> {
+    const current = await snapshot()
+    const outcomes: AlertOutcome[] = new Array(alerts.length)
+    const changed = new Map<string, NodeView>()
+    for (const [name, indexes] of groupByNode(alerts)) {
+      const own = indexes.map(i => alerts[i]!)
+      const keep = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
+      const known = name === undefined ? undefined : current.get(name)
+      const preview = applyNodeAlerts(known, own, at, policy)
+      keep(preview)
+      // Nothing to write (a repeat notification, an ignored alert): no read, no write.
+      if (preview.change === undefined || known === undefined) continue
+      const applied = await persist(known.name, view => {
+        const result = applyNodeAlerts(view, own, at, policy)
+        keep(result)
+        return result.change
+      })
+      if (applied === undefined) keep(applyNodeAlerts(undefined, own, at, policy))
+      else changed.set(known.name, applied)
+    }
+    if (changed.size > 0) void kick()
+    return decide(alerts, outcomes, overlay(current, changed), at, policy, breakers)
   }
 
   function updateGauges (current: Snapshot) {
@@ -288,7 +297,7 @@ export function createEngine (deps: EngineDeps) {
       do {
         again = false
         try {
-          await reconcileOnce()
+          await inTurn(reconcileOnce)
         } catch (err) {
           log.warn({ err }, 'reconcile pass failed; retrying at the next interval')
         }
