@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createWriteStream, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+/**
+ * The service as operators run it: `node src/cli.ts` in its own process, configured by
+ * environment only, killed the way tests need (SIGTERM, or SIGKILL to simulate a crash).
+ */
+export type ControllerProcess = {
+  name: string
+  url: string
+  token: string
+  post (path: string, body: unknown): Promise<{ status: number, body: any }>
+  get (path: string): Promise<{ status: number, body: any }>
+  kill (signal: NodeJS.Signals): Promise<void>
+  logs (): string
+}
+
+const cli = new URL('../../src/cli.ts', import.meta.url).pathname
+const running = new Set<ChildProcess>()
+process.on('exit', () => { for (const child of running) child.kill('SIGKILL') })
+
+export async function startController (name: string, dir: string, env: Record<string, string>, timeoutMs = 60_000): Promise<ControllerProcess> {
+  const token = env.WEBHOOK_TOKEN ?? 'integration-token'
+  const logPath = join(dir, `${name}.log`)
+  const child = spawn(process.execPath, [cli], {
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', WEBHOOK_TOKEN: token, POD_NAME: name, LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  running.add(child)
+  const exited = once(child, 'exit').then(() => { running.delete(child) })
+  const log = createWriteStream(logPath)
+  child.stderr!.pipe(log, { end: false })
+  // The listening address is in the log: PORT=0 leaves the choice to the kernel, without races.
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start listening within ${timeoutMs}ms:\n${readFileSync(logPath, 'utf8').slice(-3000)}`)), timeoutMs)
+    let buffered = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      log.write(chunk)
+      buffered += chunk.toString()
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(buffered)
+      if (match !== null) { clearTimeout(timer); resolve(match[1]!) }
+      if (buffered.length > 100_000) buffered = buffered.slice(-10_000)
+    })
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`${name} exited with ${code}:\n${buffered.slice(-3000)}`)) })
+  })
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) })
+    })
+    const text = await response.text()
+    return { status: response.status, body: text === '' ? undefined : JSON.parse(text) }
+  }
+  return {
+    name,
+    url,
+    token,
+    post: (path, body) => call('POST', path, body),
+    get: path => call('GET', path),
+    async kill (signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      await exited
+    },
+    logs: () => readFileSync(logPath, 'utf8')
+  }
+}
