@@ -1,3 +1,4 @@
+import { benchDrain } from './drain.ts'
 import { benchHttp } from './http.ts'
 import { benchTriage } from './triage.ts'
 
@@ -5,7 +6,8 @@ import { benchTriage } from './triage.ts'
 const only = process.argv[2]
 const sections: Record<string, () => unknown> = {
   triage: () => benchTriage(),
-  http: () => benchHttp()
+  http: () => benchHttp(),
+  drain: () => benchDrain()
 }
 let failed = false
 for (const [name, run] of Object.entries(sections)) {
