@@ -11,9 +11,10 @@ import {
   isObjectNotFound,
   kubeCallOptions,
   listAllPages,
+  replaceOnly,
   requestSignal
-} from './clusterapi.ts'
-import type { KubeMeta, KubeOperation } from './clusterapi.ts'
+} from './kube-calls.ts'
+import type { KubeMeta, KubeOperation } from './kube-calls.ts'
 
 const GROUP = 'karpenter.sh'
 const VERSION = 'v1'
@@ -144,24 +145,8 @@ export function createKarpenterProvider (options: KarpenterProviderOptions): Pro
     return { detail }
   }
 
-  async function remediate (request: ProviderRequest): Promise<ProviderResult> {
-    const nodeName = request.node.metadata?.name
-    const label = nodeName ?? '(unnamed)'
-    if (request.signal.aborted) throw abortedBeforeActing(PROVIDER, `${request.action} of node ${label}`, request.signal)
-    if (request.action === 'none') {
-      return { detail: `${PROVIDER}: action 'none' for node ${label}; its NodeClaim was left alone (remediation ${request.remediationId})` }
-    }
-    if (request.action === 'reboot') {
-      throw new ProviderError(
-        `${PROVIDER}: cannot reboot node ${label}: Karpenter has no reboot operation (a NodeClaim can only be deleted, which terminates and replaces the instance); ` +
-          "ask for action 'replace' instead",
-        { retryable: false }
-      )
-    }
-    if (request.action !== 'replace') throw new ProviderError(`${PROVIDER}: unknown action ${JSON.stringify(request.action)}`, { retryable: false })
-    if (nodeName === undefined || nodeName === '') throw new ProviderError(`${PROVIDER}: the node has no name; cannot find its NodeClaim`, { retryable: false })
-    return await replace(request, nodeName)
-  }
+  const remediate = (request: ProviderRequest): Promise<ProviderResult> =>
+    replaceOnly(PROVIDER, 'NodeClaim', 'Karpenter has no reboot operation (a NodeClaim can only be deleted, which terminates and replaces the instance)', request, replace)
 
   return { name: PROVIDER, remediate }
 }
