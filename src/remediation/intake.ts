@@ -97,7 +97,10 @@ export function applyNodeAlerts (node: NodeView | undefined, alerts: readonly No
 
 /** Turns per-node outcomes into decisions, asking the fleet-wide rules whether pending nodes start now. */
 export function decide (alerts: readonly NodeAlert[], outcomes: readonly AlertOutcome[], snapshot: Snapshot, now: number, config: PolicyConfig, breakers: BreakerMemory): Decision[] {
-  const schedule = nextToStart(snapshot, now, config, updateBreakers(breakers, snapshot, now, config))
+  // Only pending nodes need the fleet-wide rules; a repeat notification skips them.
+  const schedule = outcomes.some(o => o.kind === 'pending')
+    ? nextToStart(snapshot, now, config, updateBreakers(breakers, snapshot, now, config))
+    : { start: [], blocked: new Map() }
   return alerts.map((alert, i) => {
     const outcome = outcomes[i]!
     const node = alert.node ?? null
