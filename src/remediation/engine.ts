@@ -1,23 +1,20 @@
-import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import type { FiringCheck } from '../alerts/prometheus.ts'
 import { toNodeAlert, type NodeAlert } from '../alerts/node-alert.ts'
 import type { WebhookAlert } from '../alerts/webhook.ts'
-import { isClusterError, type Cluster, type NodePatch } from '../cluster.ts'
+import type { Cluster } from '../cluster.ts'
 import type { Metrics } from '../metrics.ts'
 import { measureScopes, recoverBreakers, updateBreakers, type BreakerState } from '../policy/circuit-breaker.ts'
 import type { PolicyConfig } from '../policy/config.ts'
 import { drainsInFlight } from '../policy/semaphore.ts'
 import type { Provider } from '../providers/provider.ts'
-import { drainNode } from './drain.ts'
 import { applyNodeAlerts, decide, groupByNode, triage, type AlertOutcome, type Decision } from './intake.ts'
-import { decodeRecord, encodeRecord, phases, type NodeRecord } from './record.ts'
+import { phases, type NodeRecord } from './record.ts'
 import { planReconcile, type Step } from './schedule.ts'
 import { overlay, type NodeView, type Snapshot } from './snapshot.ts'
-import {
-  beginDrain, cancelPending, deferPending, drainSucceeded, endCooldown, failRemediation, operatorUncordoned,
-  remediationSucceeded, startRemediation, type Change
-} from './transitions.ts'
+import { createNodeStore } from './store.ts'
+import { cancelPending, deferPending, endCooldown, operatorUncordoned, startRemediation, type Change } from './transitions.ts'
+import { remediateNode, type WorkerDeps } from './worker.ts'
 
 export type EngineConfig = {
   policy: PolicyConfig
@@ -67,9 +64,12 @@ export function createEngine (deps: EngineDeps) {
   const { cluster, provider, config, metrics, log } = deps
   const now = deps.now ?? Date.now
   const policy = config.policy
-  const stateKey = `${config.annotationPrefix}/state`
-  const phaseKey = `${config.annotationPrefix}/phase`
-  const excludeAnnotation = `${config.annotationPrefix}/drain-exclude`
+  const store = createNodeStore({ cluster, annotationPrefix: config.annotationPrefix, policy, metrics, log })
+  const { snapshot, persist } = store
+  const workerDeps: WorkerDeps = {
+    cluster, store, provider, policy, metrics, log, now,
+    drain: { ...config.drain, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }
+  }
   const workers = new Map<string, { controller: AbortController, done: Promise<void> }>()
   let breakers: Map<string, BreakerState> = new Map()
   let leader = deps.startAsLeader ?? true
@@ -88,83 +88,6 @@ export function createEngine (deps: EngineDeps) {
   let unsubscribe: (() => void) | undefined
   metrics.dryRun.set(config.dryRun ? 1 : 0)
   metrics.leader.set(leader ? 1 : 0)
-
-  // Node objects are immutable snapshots (informer cache, simulated store): a view per object suffices.
-  const views = new WeakMap<V1Node, NodeView>()
-  function toView (node: V1Node): NodeView {
-    let view = views.get(node)
-    if (view === undefined) {
-      view = readView(node)
-      views.set(node, view)
-    }
-    return view
-  }
-
-  function readView (node: V1Node): NodeView {
-    const labels = node.metadata?.labels ?? {}
-    const { record, error } = decodeRecord(node.metadata?.annotations?.[stateKey])
-    return {
-      name: node.metadata!.name!,
-      pool: labels[policy.poolLabel] ?? '',
-      zone: labels[policy.zoneLabel] ?? '',
-      unschedulable: node.spec?.unschedulable === true,
-      providerID: node.spec?.providerID,
-      record,
-      recordError: error
-    }
-  }
-
-  async function snapshot (): Promise<Snapshot> {
-    const nodes = await cluster.listNodes()
-    return new Map(nodes.map(node => [node.metadata!.name!, toView(node)]))
-  }
-
-  function patchOf (change: Change): NodePatch {
-    const patch: NodePatch = { annotations: { [stateKey]: encodeRecord(change.record), [phaseKey]: change.record.phase } }
-    if (change.unschedulable !== undefined) patch.unschedulable = change.unschedulable
-    return patch
-  }
-
-  async function announce (node: V1Node, before: NodeRecord | undefined, after: NodeRecord) {
-    const name = node.metadata!.name!
-    let event: Parameters<Cluster['recordEvent']>[1] | undefined
-    if (before?.phase !== after.phase) {
-      metrics.transitions.inc({ from: before?.phase ?? 'healthy', to: after.phase })
-      log.info({ node: name, from: before?.phase ?? 'healthy', to: after.phase, reason: after.reason, outcome: after.outcome }, `node ${name} ${after.phase}`)
-      const title = after.phase[0]!.toUpperCase() + after.phase.slice(1)
-      event = { type: after.phase === 'failed' ? 'Warning' : 'Normal', reason: `Remediation${title}`, action: after.phase, note: after.reason }
-    } else if (after.deferred !== undefined && after.deferred.reason !== before?.deferred?.reason) {
-      metrics.blocked.inc({ rule: after.deferred.rule })
-      log.info({ node: name, rule: after.deferred.rule, reason: after.deferred.reason }, `node ${name} deferred`)
-      event = { type: 'Normal', reason: 'RemediationDeferred', action: 'defer', note: after.deferred.reason }
-    }
-    if (event === undefined) return
-    // An Event is an explanation, not state: failing to write one must not stop the remediation.
-    await cluster.recordEvent(node, { ...event, note: event.note.slice(0, 1000) }).catch(err => log.warn({ err, node: name }, 'could not record event'))
-  }
-
-  /**
-   * Read-modify-write of one node's record with optimistic concurrency: `decide` sees the fresh
-   * node and returns the change (or nothing); a conflicting writer makes it run again.
-   */
-  async function persist (name: string, decideChange: (view: NodeView) => Change | undefined): Promise<NodeView | undefined> {
-    for (let attempt = 1; attempt <= 5; attempt++) {
-      const node = await cluster.getNode(name)
-      if (node === undefined) return undefined
-      const view = toView(node)
-      const change = decideChange(view)
-      if (change === undefined) return view
-      try {
-        const patched = await cluster.patchNode(name, patchOf(change), node.metadata!.resourceVersion)
-        await announce(patched, view.record, change.record)
-        return toView(patched)
-      } catch (err) {
-        if (!isClusterError(err, 'conflict')) throw err
-        log.debug({ node: name, attempt }, 'node changed while writing; retrying')
-      }
-    }
-    throw new Error(`node ${name}: gave up after 5 conflicting writes`)
-  }
 
   async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean): Promise<Decision[]> {
     const at = now()
@@ -309,72 +232,13 @@ export function createEngine (deps: EngineDeps) {
   function spawn (name: string) {
     if (workers.has(name) || !leader) return
     const controller = new AbortController()
-    const done = remediate(name, controller.signal).then(
+    const done = remediateNode(name, controller.signal, workerDeps).then(
       () => { workers.delete(name); void kick() },
       err => {
         workers.delete(name)
         if (!controller.signal.aborted) log.error({ err, node: name }, 'remediation worker stopped; the next pass resumes it')
       })
     workers.set(name, { controller, done })
-  }
-
-  const sameRemediation = (view: NodeView, record: NodeRecord, phase: NodeRecord['phase']) =>
-    view.record?.phase === phase && view.record.remediationId === record.remediationId
-
-  /** Walks one node through cordoned → draining → remediating → cooldown, persisting each step first. */
-  async function remediate (name: string, signal: AbortSignal) {
-    for (;;) {
-      signal.throwIfAborted()
-      const node = await cluster.getNode(name)
-      const record = node === undefined ? undefined : toView(node).record
-      if (node === undefined || record === undefined) return
-      const nodeLog = log.child({ node: name, remediationId: record.remediationId })
-      if (record.phase === 'cordoned') {
-        await persist(name, view => sameRemediation(view, record, 'cordoned') ? beginDrain(view.record!, now(), policy) : undefined)
-      } else if (record.phase === 'draining') {
-        const started = now()
-        const result = await drainNode({
-          cluster,
-          node: name,
-          deadline: Date.parse(record.drainDeadline!),
-          concurrency: config.drain.concurrency,
-          excludeAnnotation,
-          forceDeleteOnTimeout: config.drain.forceDeleteOnTimeout,
-          backoff: config.drain.backoff,
-          signal,
-          now,
-          log: nodeLog,
-          onEviction: result => metrics.evictions.inc({ result })
-        })
-        metrics.drainSeconds.observe({ outcome: result.outcome }, (now() - started) / 1000)
-        const summary = `evicted ${result.evicted} pods, skipped ${result.skipped.length} (${result.skipped.map(s => `${s.pod}: ${s.reason}`).join('; ') || 'none'})`
-        await persist(name, view => {
-          if (!sameRemediation(view, record, 'draining')) return undefined
-          if (result.outcome === 'drain-timeout') {
-            return failRemediation(view.record!, now(), 'drain-timeout', `drain deadline reached with ${result.remaining.length} pods left (${result.remaining.join(', ')}); nothing was force-deleted`)
-          }
-          return drainSucceeded(view.record!, now(), `${result.outcome === 'force-deleted' ? 'drain deadline reached; remaining pods force-deleted as configured' : 'drained'}: ${summary}`)
-        })
-      } else if (record.phase === 'remediating') {
-        const action = record.alert?.action ?? 'none'
-        let outcome: { detail: string } | { error: string }
-        try {
-          outcome = await provider.remediate({ node, action, remediationId: record.remediationId!, signal })
-          metrics.providerCalls.inc({ provider: provider.name, action, result: 'ok' })
-        } catch (err) {
-          signal.throwIfAborted()
-          metrics.providerCalls.inc({ provider: provider.name, action, result: 'error' })
-          outcome = { error: (err as Error).message }
-        }
-        await persist(name, view => {
-          if (!sameRemediation(view, record, 'remediating')) return undefined
-          if ('error' in outcome) return failRemediation(view.record!, now(), 'provider-failed', `provider ${provider.name} could not ${action} the machine: ${outcome.error}`)
-          return remediationSucceeded(view, now(), policy, `provider ${provider.name}: ${outcome.detail}`)
-        })
-      } else {
-        return
-      }
-    }
   }
 
   function statusOf (view: NodeView): NodeStatus {
@@ -405,8 +269,8 @@ export function createEngine (deps: EngineDeps) {
       return [...current.values()].filter(view => view.record !== undefined || view.recordError !== undefined).map(statusOf)
     },
     async node (name: string): Promise<NodeStatus | undefined> {
-      const node = await cluster.getNode(name)
-      return node === undefined ? undefined : statusOf(toView(node))
+      const current = await store.view(name)
+      return current === undefined ? undefined : statusOf(current.view)
     },
     /** True once the persisted state has been read (and, in dry-run, once the cluster answered). */
     get recovered () { return recovered || config.dryRun || !leader },
