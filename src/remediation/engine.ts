@@ -92,8 +92,11 @@ export function createEngine (deps: EngineDeps) {
   async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean): Promise<Decision[]> {
     const at = now()
     for (const alert of webhookAlerts) metrics.alertsReceived.inc({ source, status: alert.status })
-    const decisions = dryRun || config.dryRun
-      ? triage(webhookAlerts, await snapshot(), at, policy, breakers, source).decisions
+    // Decided on the cached fleet first: a dry run, or a notification that changes nothing (most
+    // are Alertmanager's repeats), is answered without waiting for a turn or touching the API.
+    const preview = triage(webhookAlerts, await snapshot(), at, policy, breakers, source)
+    const decisions = dryRun || config.dryRun || preview.changes.size === 0
+      ? preview.decisions
       : await inTurn(() => persistNotification(webhookAlerts.map(alert => toNodeAlert(alert, policy, source)), at))
     for (const decision of decisions) {
       metrics.decisions.inc({ action: decision.action })
