@@ -35,7 +35,7 @@ export function httpStatusOf (err: unknown): number | undefined {
   return typeof statusCode === 'number' ? statusCode : undefined
 }
 
-type Status = { message?: string, details?: { retryAfterSeconds?: number } }
+type Status = { message?: string, reason?: string, details?: { retryAfterSeconds?: number } }
 
 /** The Status object the API server sent with an error; the client hands it over as a JSON string. */
 export function statusOf (err: unknown): Status | undefined {

@@ -1,5 +1,6 @@
 import { ApiException, Observable } from '@kubernetes/client-node'
 import type { ConfigurationOptions } from '@kubernetes/client-node'
+import { statusOf } from '../kube/errors.ts'
 import { ProviderError, type ProviderRequest, type ProviderResult } from './provider.ts'
 
 /** Calls to custom resources through client-node, shared by the clusterapi and karpenter providers. */
@@ -61,23 +62,6 @@ export function kubeCallOptions (signal: AbortSignal, contentType?: string): Con
     // keep the KubeConfig's own middleware; ours only adds to it
     middlewareMergeStrategy: 'append'
   }
-}
-
-type StatusBody = { kind?: string, reason?: string, message?: string }
-
-function statusOf (err: ApiException<unknown>): StatusBody | undefined {
-  const body: unknown = err.body
-  let parsed: unknown = body
-  if (typeof body === 'string') {
-    try {
-      parsed = JSON.parse(body)
-    } catch {
-      return undefined
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined
-  const s = parsed as StatusBody
-  return s.kind === 'Status' ? s : undefined
 }
 
 /** The object itself does not exist (as opposed to the resource type not being served: "404 page not found"). */
@@ -154,7 +138,7 @@ export function classifyKubeError (err: unknown, op: KubeOperation, caller: Abor
     if (code === 401) {
       return new ProviderError(`${p}: ${what} was refused as unauthenticated (HTTP 401): the credentials in the kubeconfig are not accepted: ${message}`, { retryable: false, cause: err })
     }
-    if (code === 404 && statusOf(err) === undefined) {
+    if (code === 404 && statusOf(err)?.reason === undefined) {
       return new ProviderError(`${p}: ${what} failed: the API server does not serve ${op.resource}.${op.group} (HTTP 404: ${message}); is its CRD installed in this cluster?`, { retryable: false, cause: err })
     }
     if (code === 408) {
