@@ -53,12 +53,6 @@ export function fleet (pools: Record<string, number>, records: Record<string, Pa
   return snapshot
 }
 
-export function withRecord (snapshot: Snapshot, name: string, r: NodeRecord, changes: Partial<NodeView> = {}): Map<string, NodeView> {
-  const next = new Map(snapshot)
-  next.set(name, { ...snapshot.get(name)!, record: r, ...changes })
-  return next
-}
-
 export const firingAlert = (overrides: Partial<NonNullable<NodeRecord['alert']>> = {}): NonNullable<NodeRecord['alert']> => ({
   alertname: 'NodeDiskIOPSSaturated',
   fingerprint: 'fp',

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CoreV1Api, type V1Node } from '@kubernetes/client-node'
@@ -159,10 +159,4 @@ export function notification (nodes: readonly string[], options: { status?: 'fir
       fingerprint: `fp-${alertname}-${node}`
     }))
   }
-}
-
-export function writeFile (dir: string, name: string, text: string): string {
-  const path = join(dir, name)
-  writeFileSync(path, text)
-  return path
 }
