@@ -8,7 +8,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node'
  */
 export type Cluster = {
   readonly kind: 'simulated' | 'kubernetes'
-  /** Nodes as last observed (a watch cache on Kubernetes). Throws ClusterError 'unavailable' when unknown. */
+  /** Nodes as last observed (a watch cache on Kubernetes): the same frozen array until a node changes. Throws ClusterError 'unavailable' when unknown. */
   listNodes (): Promise<V1Node[]>
   /** A fresh read, for read-modify-write. Undefined when the node does not exist. */
   getNode (name: string): Promise<V1Node | undefined>

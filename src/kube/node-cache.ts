@@ -139,9 +139,14 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
       }
     })
   }
-  informer.on('add', notify)
-  informer.on('update', notify)
-  informer.on('delete', notify)
+  // The list handed out is built once per change, so callers can cache what they derive from it
+  // by its identity (the engine's snapshot) instead of rebuilding it for every webhook.
+  let listed: V1Node[] | undefined
+  const changed = (node: V1Node) => { listed = undefined; notify(node) }
+  informer.on('add', changed)
+  informer.on('update', changed)
+  informer.on('delete', changed)
+  informer.on('connect', () => { listed = undefined })
 
   // Our writes, served instead of the cached object until the watch delivers that version or a later one.
   const written = new Map<string, V1Node>()
@@ -162,10 +167,13 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
   const synced = () => !closed && everSynced && (downSince === undefined || now() - downSince <= staleAfterMs)
 
   return {
-    list: () => withOwnWrites(informer.list() as V1Node[]),
+    list: () => (listed ??= Object.freeze(withOwnWrites(informer.list() as V1Node[])) as V1Node[]),
     remember (node) {
       const name = node.metadata?.name
-      if (name !== undefined && newer(node, written.get(name))) written.set(name, freeze(JSON.parse(JSON.stringify(node)) as V1Node))
+      if (name !== undefined && newer(node, written.get(name))) {
+        written.set(name, freeze(JSON.parse(JSON.stringify(node)) as V1Node))
+        listed = undefined
+      }
     },
     synced,
     state () {

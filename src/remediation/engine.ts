@@ -101,7 +101,7 @@ export function createEngine (deps: EngineDeps) {
     for (const decision of decisions) {
       metrics.decisions.inc({ action: decision.action })
       if (decision.rule !== undefined && decision.action !== 'remediate') metrics.blocked.inc({ rule: decision.rule })
-      log.info({ ...decision, source, dryRun: dryRun || config.dryRun }, `alert ${decision.alertname} for ${decision.node ?? '(no node)'}: ${decision.action}`)
+      if (log.isLevelEnabled('info')) log.info({ ...decision, source, dryRun: dryRun || config.dryRun }, `alert ${decision.alertname} for ${decision.node ?? '(no node)'}: ${decision.action}`)
     }
     return decisions
   }

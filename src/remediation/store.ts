@@ -30,6 +30,9 @@ export function createNodeStore (deps: { cluster: Cluster, annotationPrefix: str
     return view
   }
 
+  // The clusters hand out the same list until a node changes: the snapshot built from it is reused.
+  const snapshots = new WeakMap<readonly V1Node[], Snapshot>()
+
   function readView (node: V1Node): NodeView {
     const labels = node.metadata?.labels ?? {}
     const { record, error } = decodeRecord(node.metadata?.annotations?.[stateKey])
@@ -73,7 +76,12 @@ export function createNodeStore (deps: { cluster: Cluster, annotationPrefix: str
 
     async snapshot (): Promise<Snapshot> {
       const nodes = await cluster.listNodes()
-      return new Map(nodes.map(node => [node.metadata!.name!, toView(node)]))
+      let snapshot = snapshots.get(nodes)
+      if (snapshot === undefined) {
+        snapshot = new Map(nodes.map(node => [node.metadata!.name!, toView(node)]))
+        snapshots.set(nodes, snapshot)
+      }
+      return snapshot
     },
 
     async view (name: string): Promise<{ node: V1Node, view: NodeView } | undefined> {

@@ -75,11 +75,14 @@ export function createSimCluster (options: SimOptions): SimCluster {
   const ensureReachable = () => {
     if (!reachable) throw new ClusterError('unavailable', 'simulated API server is unreachable')
   }
+  // Rebuilt only after a change, like an informer's list: callers may cache by its identity.
+  let listed: V1Node[] | undefined
   /** Stores a changed copy of a node under a new resourceVersion and tells the watchers. */
   const store = (node: V1Node): V1Node => {
     node.metadata!.resourceVersion = String(++resourceVersion)
     const saved = frozen(node)
     nodes.set(saved.metadata!.name!, saved)
+    listed = undefined
     setImmediate(() => emitter.emit('node', saved))
     return saved
   }
@@ -152,7 +155,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
     kind: 'simulated',
     async listNodes () {
       ensureReachable()
-      return [...nodes.values()]
+      return (listed ??= Object.freeze([...nodes.values()]) as V1Node[])
     },
     async getNode (name) {
       ensureReachable()
@@ -230,6 +233,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
       store(structuredClone(node))
     },
     removeNode (name) {
+      listed = undefined
       const gone = nodes.get(name)
       if (gone === undefined) return
       nodes.delete(name)
