@@ -13,7 +13,7 @@ import { phases, type NodeRecord } from './record.ts'
 import { planReconcile, type Step } from './schedule.ts'
 import { overlay, type NodeView, type Snapshot } from './snapshot.ts'
 import { createNodeStore } from './store.ts'
-import { cancelPending, deferPending, endCooldown, operatorUncordoned, startRemediation, type Change } from './transitions.ts'
+import { cancelPending, cooldownOver, deferPending, endCooldown, operatorUncordoned, startRemediation, uncordonedByOperator, type Change } from './transitions.ts'
 import { remediateNode, type WorkerDeps } from './worker.ts'
 
 export type EngineConfig = {
@@ -181,15 +181,11 @@ export function createEngine (deps: EngineDeps) {
         const worker = workers.get(step.node)
         worker?.controller.abort(new Error('node made schedulable by someone else'))
         await worker?.done
-        await persist(step.node, view => {
-          const record = view.record
-          const held = record !== undefined && (record.phase === 'cordoned' || record.phase === 'draining' || record.phase === 'failed')
-          return held && !view.unschedulable ? operatorUncordoned(record, now(), policy) : undefined
-        })
+        await persist(step.node, view => uncordonedByOperator(view) ? operatorUncordoned(view.record!, now(), policy) : undefined)
         return
       }
       case 'end-cooldown':
-        await persist(step.node, view => view.record?.phase === 'cooldown' && Date.parse(view.record.cooldownUntil!) <= now() ? endCooldown(view.record, now()) : undefined)
+        await persist(step.node, view => cooldownOver(view, now()) ? endCooldown(view.record!, now()) : undefined)
     }
   }
 

@@ -4,6 +4,7 @@ import { lastStartByPool, nodeCooldownBlock, poolSpacingBlock } from '../policy/
 import { hysteresisBlock } from '../policy/hysteresis.ts'
 import { drainsInFlight, semaphoreBlock } from '../policy/semaphore.ts'
 import type { NodeView, Snapshot } from './snapshot.ts'
+import { cooldownOver, uncordonedByOperator } from './transitions.ts'
 
 export type Schedule = { start: string[], blocked: Map<string, Block> }
 
@@ -57,14 +58,14 @@ export function planReconcile (snapshot: Snapshot, now: number, config: PolicyCo
       case 'cordoned':
       case 'draining':
       case 'failed':
-        if (!node.unschedulable) steps.push({ kind: 'operator-uncordoned', node: node.name })
+        if (uncordonedByOperator(node)) steps.push({ kind: 'operator-uncordoned', node: node.name })
         else if (record.phase !== 'failed') steps.push({ kind: 'resume', node: node.name })
         break
       case 'remediating':
         steps.push({ kind: 'resume', node: node.name })
         break
       case 'cooldown':
-        if (Date.parse(record.cooldownUntil!) <= now) steps.push({ kind: 'end-cooldown', node: node.name })
+        if (cooldownOver(node, now)) steps.push({ kind: 'end-cooldown', node: node.name })
         break
     }
   }

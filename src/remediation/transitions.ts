@@ -61,8 +61,18 @@ export function remediationSucceeded (node: NodeView, now: number, config: Polic
   return change
 }
 
+export function cooldownOver (node: NodeView, now: number): boolean {
+  return node.record?.phase === 'cooldown' && Date.parse(node.record.cooldownUntil!) <= now
+}
+
 export function endCooldown (record: NodeRecord, now: number): Change {
   return { record: transition(record, 'healthy', now, 'cooldown ended') }
+}
+
+/** We hold the node cordoned (or left it cordoned after a failure) yet it is schedulable: someone uncordoned it. */
+export function uncordonedByOperator (node: NodeView): boolean {
+  const phase = node.record?.phase
+  return !node.unschedulable && (phase === 'cordoned' || phase === 'draining' || phase === 'failed')
 }
 
 /**
