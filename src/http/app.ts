@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import ajvFormats from 'ajv-formats'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Type } from 'typebox'
 import { WebhookPayload, type WebhookAlert } from '../alerts/webhook.ts'
@@ -131,7 +132,10 @@ export async function buildApp (options: AppOptions, server: FastifyServerOption
   // Probes and scrapes come every few seconds; logging them would drown the decisions.
   const quiet = new Set(['/healthz', '/readyz', '/metrics'])
   const logController = new LogController({ disableRequestLogging: request => quiet.has(request.url) })
-  const fastify = Fastify({ logController, ...server })
+  // Formats in ajv-formats' fast mode: a timestamp is checked by one regular expression instead of
+  // a parse plus calendar checks, a microsecond per alert on every webhook. Alertmanager sends
+  // RFC 3339, and a malformed time still gets a 400 naming the field.
+  const fastify = Fastify({ logController, ajv: { onCreate: ajv => { ajvFormats.default(ajv, { mode: 'fast' }) } }, ...server })
   await fastify.register(app, options)
   return fastify
 }
