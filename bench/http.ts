@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 import { fixtureUrl, webhookToken } from '../test/support/app.ts'
+import { median } from './median.ts'
 
 /** Alerts accepted per second through POST /v1/alerts, against a bare Fastify route, same load. */
 async function measure (kind: 'ours' | 'bare', body: string, seconds: number): Promise<{ perSecond: number, errors: number }> {
@@ -25,18 +26,35 @@ async function measure (kind: 'ours' | 'bare', body: string, seconds: number): P
 
 const pinned = cpus().length >= 2 && spawnSync('taskset', ['-cp', '0', String(process.pid)]).status === 0
 
-export async function benchHttp (seconds = 8) {
+/**
+ * Rounds alternate the two servers (bare first in even rounds, ours first in odd ones) so that a
+ * slow spell on the machine lands on both; the verdict is the median of the per-round ratios.
+ */
+export async function benchHttp (rounds = 5, seconds = 4) {
   const body = readFileSync(fixtureUrl('firing-single.json'), 'utf8')
-  const bare = await measure('bare', body, seconds)
-  const ours = await measure('ours', body, seconds)
+  const results: Array<{ bare: number, ours: number, ratio: number }> = []
+  let errors = 0
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? ['bare', 'ours'] as const : ['ours', 'bare'] as const
+    const measured: Record<string, number> = {}
+    for (const kind of order) {
+      const result = await measure(kind, body, seconds)
+      measured[kind] = result.perSecond
+      errors += result.errors
+    }
+    results.push({ bare: Math.round(measured.bare!), ours: Math.round(measured.ours!), ratio: Number((measured.ours! / measured.bare!).toFixed(3)) })
+  }
+  const ratio = median(results.map(r => r.ratio))
   return {
     name: 'POST /v1/alerts throughput (captured single-alert notification, 10 connections)',
-    bareRequestsPerSecond: Math.round(bare.perSecond),
-    oursAlertsPerSecond: Math.round(ours.perSecond),
-    errors: bare.errors + ours.errors,
+    rounds: results,
+    bareRequestsPerSecond: median(results.map(r => r.bare)),
+    oursAlertsPerSecond: median(results.map(r => r.ours)),
+    errors,
     pinnedToSeparateCores: pinned,
-    ratio: ours.perSecond / bare.perSecond,
-    target: '>= 0.8',
-    pass: ours.perSecond / bare.perSecond >= 0.8 && ours.errors === 0
+    ratio,
+    target: '>= 0.8 (median of the rounds)',
+    pass: ratio >= 0.8 && errors === 0
   }
 }
+

@@ -5,11 +5,7 @@ import { iso } from '../src/remediation/record.ts'
 import { readFileSync } from 'node:fs'
 import { fleet, minutes, policy, T0 } from '../test/support/core.ts'
 import { fixtureUrl } from '../test/support/app.ts'
-
-function median (samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
-}
+import { median } from './median.ts'
 
 /** Both sides are measured alternately, so that garbage collection and CPU frequency weigh on both alike. */
 function timeBoth (a: () => unknown, b: () => unknown, runs: number): [number, number] {
