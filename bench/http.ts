@@ -57,4 +57,3 @@ export async function benchHttp (rounds = 5, seconds = 4) {
     pass: ratio >= 0.8 && errors === 0
   }
 }
-
