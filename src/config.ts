@@ -47,6 +47,7 @@ export const options = {
   breakerMinNodes: { schema: Type.Integer({ minimum: 1 }), env: 'BREAKER_MIN_NODES', kind: 'int', default: '2', help: 'The breaker needs at least this many alerting nodes (one sick node never trips it).' },
   breakerSettle: { schema: duration, env: 'BREAKER_SETTLE', kind: 'duration', default: '10m', help: 'How long the share must stay below the threshold before the breaker closes.' },
   drainTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'DRAIN_TIMEOUT', kind: 'duration', default: '15m', help: 'Deadline of one drain; then outcome drain-timeout.' },
+  rebootTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'REBOOT_TIMEOUT', kind: 'duration', default: '15m', help: 'How long a rebooted node has to report Ready on a new boot; until then it stays cordoned, after it outcome reboot-timeout.' },
   evictionConcurrency: { schema: Type.Integer({ minimum: 1, maximum: 100 }), env: 'EVICTION_CONCURRENCY', kind: 'int', default: '5', help: 'Evictions in flight per drain.' },
   evictionBackoff: { schema: Type.Integer({ minimum: 1 }), env: 'EVICTION_BACKOFF', kind: 'duration', default: '1s', help: 'First wait after a refused eviction (doubles; Retry-After wins when longer).' },
   evictionBackoffMax: { schema: Type.Integer({ minimum: 1 }), env: 'EVICTION_BACKOFF_MAX', kind: 'duration', default: '30s', help: 'Longest wait between eviction attempts of one pod.' },
@@ -207,7 +208,8 @@ export function policyOf (config: Config): PolicyConfig {
     breakerMinNodes: config.breakerMinNodes,
     breakerSettleMs: config.breakerSettle,
     maxConcurrentDrains: config.maxConcurrentDrains,
-    drainTimeoutMs: config.drainTimeout
+    drainTimeoutMs: config.drainTimeout,
+    rebootTimeoutMs: config.rebootTimeout
   }
 }
 

@@ -18,6 +18,7 @@ export type PolicyConfig = LabelConfig & {
   breakerSettleMs: number
   maxConcurrentDrains: number
   drainTimeoutMs: number
+  rebootTimeoutMs: number
 }
 
 /** The safety rules, named as in metrics, logs and API answers. */

@@ -232,7 +232,7 @@ export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvide
     }
     const key = `${instanceId} ${remediationId}`
     if (view.tags.get(REMEDIATION_TAG_KEY) === remediationId && !rejectedReboots.has(key)) {
-      return { detail: `a reboot of ${who} was already issued for remediation ${remediationId} (tag ${REMEDIATION_TAG_KEY}); not rebooting again` }
+      return { detail: `a reboot of ${who} was already issued for remediation ${remediationId} (tag ${REMEDIATION_TAG_KEY}); not rebooting again`, rebooted: true }
     }
     if (signal.aborted) throw abortedError(request, `reboot of ${who}`)
     try {
@@ -249,7 +249,7 @@ export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvide
       throw classifyAwsError(err, `RebootInstances ${instanceId}`, signal)
     }
     rejectedReboots.delete(key)
-    return { detail: `rebooted ${who} for remediation ${remediationId}` }
+    return { detail: `rebooted ${who} for remediation ${remediationId}`, rebooted: true }
   }
 
   async function replace (request: ProviderRequest, instanceId: string): Promise<ProviderResult> {

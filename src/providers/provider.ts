@@ -15,6 +15,11 @@ export type ProviderRequest = {
 export type ProviderResult = {
   /** Human-readable account of what was done (or found already done); goes into Events and the API. */
   detail: string
+  /**
+   * The machine was restarted in place: the node stays cordoned until it reports Ready on a new
+   * boot. Unset when nothing was restarted (a replacement, a machine already gone, `none`).
+   */
+  rebooted?: boolean
 }
 
 /** A provider call that did not do what was asked. `retryable` marks throttling and 5xx-like faults. */

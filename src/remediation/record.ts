@@ -5,13 +5,13 @@ import type { ProviderAction } from '../providers/provider.ts'
  * The remediation state of one node, persisted as JSON in one annotation on the Node so that the
  * API server is the source of truth: a restarted or newly elected controller rebuilds from it.
  */
-export const phases = ['pending', 'cordoned', 'draining', 'remediating', 'cooldown', 'healthy', 'failed', 'cancelled'] as const
+export const phases = ['pending', 'cordoned', 'draining', 'remediating', 'rebooting', 'cooldown', 'healthy', 'failed', 'cancelled'] as const
 export type Phase = typeof phases[number]
 
 /** Phases in which the node is out of service because of us: they hold a drain-semaphore slot. */
-export const holdingPhases: ReadonlySet<Phase> = new Set(['cordoned', 'draining', 'remediating', 'failed'])
+export const holdingPhases: ReadonlySet<Phase> = new Set(['cordoned', 'draining', 'remediating', 'rebooting', 'failed'])
 /** Phases in which a remediation is under way or waiting; a new alert does not start another. */
-export const activePhases: ReadonlySet<Phase> = new Set(['pending', 'cordoned', 'draining', 'remediating'])
+export const activePhases: ReadonlySet<Phase> = new Set(['pending', 'cordoned', 'draining', 'remediating', 'rebooting'])
 
 export type TrackedAlert = {
   alertname: string
@@ -43,8 +43,12 @@ export type NodeRecord = {
   wasUnschedulable?: boolean
   /** The machine when the drain began; a different one afterwards means it was replaced in place. */
   providerID?: string
+  /** The node's boot when it was cordoned; a rebooted machine is back only on another one. */
+  bootID?: string
   startedAt?: string
   drainDeadline?: string
+  /** While rebooting: when the node must be back Ready on a new boot, or the remediation fails. */
+  rebootDeadline?: string
   cooldownUntil?: string
   outcome?: string
   history: Transition[]

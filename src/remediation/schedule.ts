@@ -57,6 +57,7 @@ export function planReconcile (snapshot: Snapshot, now: number, config: PolicyCo
     switch (record.phase) {
       case 'cordoned':
       case 'draining':
+      case 'rebooting':
       case 'failed':
         if (uncordonedByOperator(node)) steps.push({ kind: 'operator-uncordoned', node: node.name })
         else if (record.phase !== 'failed') steps.push({ kind: 'resume', node: node.name })

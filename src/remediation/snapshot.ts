@@ -7,6 +7,10 @@ export type NodeView = {
   zone: string
   unschedulable: boolean
   providerID: string | undefined
+  /** status.nodeInfo.bootID: changes when the machine restarts. */
+  bootID: string | undefined
+  /** The kubelet reports Ready=True. */
+  ready: boolean
   record: NodeRecord | undefined
   /** Set when the persisted record cannot be read; such a node is never acted on. */
   recordError: string | undefined

@@ -42,6 +42,8 @@ export function createNodeStore (deps: { cluster: Cluster, annotationPrefix: str
       zone: labels[policy.zoneLabel] ?? '',
       unschedulable: node.spec?.unschedulable === true,
       providerID: node.spec?.providerID,
+      bootID: node.status?.nodeInfo?.bootID,
+      ready: node.status?.conditions?.some(condition => condition.type === 'Ready' && condition.status === 'True') === true,
       record,
       recordError: error
     }

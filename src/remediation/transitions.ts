@@ -21,9 +21,11 @@ export function startRemediation (node: NodeView, now: number): Change {
       remediationId: `${node.name}@${iso(now)}`,
       wasUnschedulable: node.unschedulable,
       providerID: node.providerID,
+      bootID: node.bootID,
       startedAt: iso(now),
       deferred: undefined,
       drainDeadline: undefined,
+      rebootDeadline: undefined,
       cooldownUntil: undefined,
       outcome: undefined
     }),
@@ -61,6 +63,21 @@ export function remediationSucceeded (node: NodeView, now: number, config: Polic
   return change
 }
 
+/**
+ * The provider restarted the machine in place. The node stays cordoned until the kubelet reports
+ * Ready on a new boot: uncordoning at once would let the scheduler place pods on a machine about
+ * to go down. Keeps an interrupted wait's deadline: a restart must not extend it.
+ */
+export function machineRebooting (record: NodeRecord, now: number, config: PolicyConfig, detail: string): Change {
+  const deadline = record.rebootDeadline ?? iso(now + config.rebootTimeoutMs)
+  return { record: transition(record, 'rebooting', now, `${detail}; waiting until ${deadline} at the latest for the node to be Ready on a new boot`, { rebootDeadline: deadline }) }
+}
+
+/** A rebooted node is back once it is Ready and its boot differs from the one it was cordoned on. */
+export function backFromReboot (node: NodeView): boolean {
+  return node.ready && node.bootID !== undefined && node.bootID !== node.record?.bootID
+}
+
 export function cooldownOver (node: NodeView, now: number): boolean {
   return node.record?.phase === 'cooldown' && Date.parse(node.record.cooldownUntil!) <= now
 }
@@ -72,7 +89,7 @@ export function endCooldown (record: NodeRecord, now: number): Change {
 /** We hold the node cordoned (or left it cordoned after a failure) yet it is schedulable: someone uncordoned it. */
 export function uncordonedByOperator (node: NodeView): boolean {
   const phase = node.record?.phase
-  return !node.unschedulable && (phase === 'cordoned' || phase === 'draining' || phase === 'failed')
+  return !node.unschedulable && (phase === 'cordoned' || phase === 'draining' || phase === 'rebooting' || phase === 'failed')
 }
 
 /**

@@ -1,13 +1,14 @@
+import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import type { Cluster } from '../cluster.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
-import type { Provider } from '../providers/provider.ts'
+import type { Provider, ProviderResult } from '../providers/provider.ts'
 import { drainNode } from './drain.ts'
 import type { NodeRecord } from './record.ts'
 import type { NodeView } from './snapshot.ts'
 import type { NodeStore } from './store.ts'
-import { beginDrain, drainSucceeded, failRemediation, remediationSucceeded } from './transitions.ts'
+import { backFromReboot, beginDrain, drainSucceeded, failRemediation, machineRebooting, remediationSucceeded } from './transitions.ts'
 
 export type WorkerDeps = {
   cluster: Cluster
@@ -24,8 +25,36 @@ const sameRemediation = (view: NodeView, record: NodeRecord, phase: NodeRecord['
   view.record?.phase === phase && view.record.remediationId === record.remediationId
 
 /**
- * Walks one node through cordoned → draining → remediating → cooldown, persisting each step
- * before taking it. Starts from whatever phase is persisted, so an interrupted remediation
+ * Resolves once `done` holds for the node (or it is gone), or when the deadline passes; rejects
+ * when the signal aborts. Woken by node changes rather than polling; checks the current state
+ * after subscribing, so a change in between is not missed.
+ */
+function waitForNode (name: string, done: (view: NodeView) => boolean, deadline: number, signal: AbortSignal, deps: WorkerDeps): Promise<void> {
+  signal.throwIfAborted()
+  return new Promise<void>((resolve, reject) => {
+    let settled = false
+    const finish = (err?: unknown) => {
+      if (settled) return
+      settled = true
+      unsubscribe()
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onAbort = () => finish(signal.reason)
+    const unsubscribe = deps.cluster.onNodeChange((node: V1Node) => {
+      if (node.metadata?.name === name && done(deps.store.toView(node))) finish()
+    })
+    const timer = setTimeout(finish, Math.max(0, deadline - deps.now()))
+    signal.addEventListener('abort', onAbort, { once: true })
+    deps.store.view(name).then(current => { if (current === undefined || done(current.view)) finish() }, finish)
+  })
+}
+
+/**
+ * Walks one node through cordoned → draining → remediating (→ rebooting) → cooldown, persisting
+ * each step before taking it. Starts from whatever phase is persisted, so an interrupted remediation
  * resumes where it stopped; ends when the node leaves those phases or the signal aborts.
  */
 export async function remediateNode (name: string, signal: AbortSignal, deps: WorkerDeps): Promise<void> {
@@ -63,7 +92,7 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
       })
     } else if (record.phase === 'remediating') {
       const action = record.alert?.action ?? 'none'
-      let outcome: { detail: string } | { error: string }
+      let outcome: ProviderResult | { error: string }
       try {
         outcome = await provider.remediate({ node: current.node, action, remediationId: record.remediationId!, signal })
         metrics.providerCalls.inc({ provider: provider.name, action, result: 'ok' })
@@ -75,7 +104,17 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
       await store.persist(name, view => {
         if (!sameRemediation(view, record, 'remediating')) return undefined
         if ('error' in outcome) return failRemediation(view.record!, now(), 'provider-failed', `provider ${provider.name} could not ${action} the machine: ${outcome.error}`)
-        return remediationSucceeded(view, now(), policy, `provider ${provider.name}: ${outcome.detail}`)
+        const detail = `provider ${provider.name}: ${outcome.detail}`
+        return outcome.rebooted === true ? machineRebooting(view.record!, now(), policy, detail) : remediationSucceeded(view, now(), policy, detail)
+      })
+    } else if (record.phase === 'rebooting') {
+      const deadline = Date.parse(record.rebootDeadline!)
+      await waitForNode(name, backFromReboot, deadline, signal, deps)
+      await store.persist(name, view => {
+        if (!sameRemediation(view, record, 'rebooting')) return undefined
+        if (backFromReboot(view)) return remediationSucceeded(view, now(), policy, `node Ready again on a new boot (${view.bootID})`)
+        if (now() >= deadline) return failRemediation(view.record!, now(), 'reboot-timeout', `node not Ready on a new boot by ${record.rebootDeadline}; left cordoned`)
+        return undefined
       })
     } else {
       return

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { V1Node, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
 import { ClusterError, type Cluster, type EvictionResult, type NodeEvent, type NodePatch } from '../cluster.ts'
+import { simNodeInfo } from './topology.ts'
 
 /**
  * An in-memory cluster with the API server's semantics where the engine depends on them:
@@ -32,6 +33,8 @@ export type SimCluster = Cluster & {
   setReachable (reachable: boolean): void
   /** The cloud swapped the machine behind a node. */
   setProviderID (name: string, providerID: string): void
+  /** The machine restarts: the node is NotReady for `downMs`, then Ready on a new boot. */
+  rebootNode (name: string, downMs: number): void
   /** Lets a stuck pod go, as an operator removing its finalizer would. */
   removeFinalizers (namespace: string, name: string): void
   close (): void
@@ -265,6 +268,22 @@ export function createSimCluster (options: SimOptions): SimCluster {
       const node = structuredClone(current)
       node.spec = { ...node.spec, providerID }
       store(node)
+    },
+    rebootNode (name, downMs) {
+      const setStatus = (ready: boolean, bootID?: string) => {
+        const current = nodes.get(name)
+        if (current === undefined) return
+        const node = structuredClone(current)
+        const info = node.status?.nodeInfo ?? simNodeInfo('')
+        node.status = {
+          ...node.status,
+          conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'KubeletReady' : 'KubeletNotReady' }],
+          nodeInfo: { ...info, bootID: bootID ?? info.bootID }
+        }
+        store(node)
+      }
+      setStatus(false)
+      later(downMs, () => setStatus(true, `${name}-boot-${++serial}`))
     },
     removeFinalizers (namespace, name) {
       const pod = findPod(namespace, name)

@@ -1,4 +1,4 @@
-import { ProviderError, type Provider } from '../providers/provider.ts'
+import { ProviderError, type Provider, type ProviderResult } from '../providers/provider.ts'
 import { sleep } from '../timers.ts'
 import type { SimCluster } from './cluster.ts'
 
@@ -8,7 +8,7 @@ import type { SimCluster } from './cluster.ts'
  * Idempotent per remediationId, like every provider.
  */
 export function createSimProvider (sim: SimCluster, options: { delayMs: number }): Provider & { actions: Array<{ node: string, action: string }> } {
-  const done = new Map<string, string>()
+  const done = new Map<string, ProviderResult>()
   const actions: Array<{ node: string, action: string }> = []
   let machines = 100
   return {
@@ -19,20 +19,23 @@ export function createSimProvider (sim: SimCluster, options: { delayMs: number }
       const aborted = () => new ProviderError(`sim: ${action} of ${name} aborted`, { retryable: false, cause: signal.reason })
       if (signal.aborted) throw aborted()
       const previous = done.get(remediationId)
-      if (previous !== undefined) return { detail: `${previous} (already done for ${remediationId})` }
+      if (previous !== undefined) return { ...previous, detail: `${previous.detail} (already done for ${remediationId})` }
       if (action === 'none') return { detail: 'provider action none: machine left as it is' }
       await sleep(options.delayMs, signal).catch(() => { throw aborted() })
       actions.push({ node: name, action })
-      let detail = `simulated machine of ${name} rebooted`
-      if (action === 'replace') {
+      let result: ProviderResult
+      if (action === 'reboot') {
+        sim.rebootNode(name, options.delayMs)
+        result = { detail: `simulated machine of ${name} rebooted`, rebooted: true }
+      } else {
         const current = await sim.getNode(name)
         const zone = current?.spec?.providerID?.split('/')[3] ?? 'zone'
         const providerID = `sim:///${zone}/machine-${++machines}`
         sim.setProviderID(name, providerID)
-        detail = `simulated machine of ${name} replaced by ${providerID}`
+        result = { detail: `simulated machine of ${name} replaced by ${providerID}` }
       }
-      done.set(remediationId, detail)
-      return { detail }
+      done.set(remediationId, result)
+      return result
     }
   }
 }

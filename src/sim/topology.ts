@@ -1,4 +1,4 @@
-import type { V1Node, V1Pod } from '@kubernetes/client-node'
+import type { V1Node, V1NodeSystemInfo, V1Pod } from '@kubernetes/client-node'
 import type { SimCluster } from './cluster.ts'
 
 /**
@@ -16,6 +16,22 @@ export function simNodeName (i: number): string {
   return `worker-${i}`
 }
 
+/** What a kubelet reports of its machine; the bootID is what a reboot changes. */
+export function simNodeInfo (bootID: string): V1NodeSystemInfo {
+  return {
+    architecture: 'amd64',
+    bootID,
+    containerRuntimeVersion: 'containerd://2.1.0',
+    kernelVersion: '6.12.0',
+    kubeProxyVersion: '',
+    kubeletVersion: 'v1.35.4',
+    machineID: bootID,
+    operatingSystem: 'linux',
+    osImage: 'simulated',
+    systemUUID: bootID
+  }
+}
+
 function node (i: number, labels: TopologyLabels): V1Node {
   const pool = i <= simNodeCount / 2 ? pools[0] : pools[1]
   const zone = i % 2 === 1 ? zones[0] : zones[1]
@@ -29,7 +45,7 @@ function node (i: number, labels: TopologyLabels): V1Node {
       annotations: {}
     },
     spec: { providerID: `sim:///${zone}/machine-${i}` },
-    status: { conditions: [{ type: 'Ready', status: 'True' }] }
+    status: { conditions: [{ type: 'Ready', status: 'True' }], nodeInfo: simNodeInfo(`boot-${i}-1`) }
   }
 }
 

@@ -195,6 +195,7 @@ t.test('unknown instance id counts as gone for reboot and replace; none does not
   const node = nodeFor('i-0123456789abcdef0')
   const reboot = await provider.remediate(req(node, 'reboot', 'rem-u'))
   t.match(reboot.detail, /instance i-0123456789abcdef0 .* does not exist .* treating it as already gone, nothing to reboot/)
+  t.notOk(reboot.rebooted, 'a machine that is gone is not waited for')
   const replace = await provider.remediate(req(node, 'replace', 'rem-u'))
   t.match(replace.detail, /does not exist .* nothing to replace/)
   const none = await provider.remediate(req(node, 'none', 'rem-u'))

@@ -103,6 +103,11 @@ export function providerConformance (t: Test, name: string, setup: () => Promise
         const second = await within(callTimeoutMs, s.provider.remediate({ node, action, remediationId: id, signal: liveSignal() }))
         t.ok(second.ok, `second call with the same remediationId resolves${second.ok ? '' : `: ${String(second.error)}`}`)
         if (second.ok) checkDetail(t, second.value, `repeated ${action}`)
+        // Only a reboot that acted keeps the node cordoned until it is back on a new boot.
+        const restarted = action === 'reboot' && mode === 'acts'
+        for (const [call, outcome] of [['first', first], ['repeated', second]] as const) {
+          if (outcome.ok) t.equal(outcome.value.rebooted === true, restarted, `${call} ${action} ${restarted ? 'says' : 'does not say'} the machine was rebooted`)
+        }
         t.equal(await s.wasActedOn(node, action), expected, `still acted ${expected} time(s) after the repeat`)
         t.equal(await s.wasActedOn(node, other), 0, `the machine was not ${other === 'reboot' ? 'rebooted' : 'replaced'}`)
       })
@@ -130,6 +135,7 @@ export function providerConformance (t: Test, name: string, setup: () => Promise
         const outcome = await within(callTimeoutMs, s.provider.remediate({ node, action: 'none', remediationId: id, signal: liveSignal() }))
         t.ok(outcome.ok, `call ${round} resolves${outcome.ok ? '' : `: ${String(outcome.error)}`}`)
         if (outcome.ok) checkDetail(t, outcome.value, `none (call ${round})`)
+        if (outcome.ok) t.notOk(outcome.value.rebooted, `none (call ${round}) does not say the machine was rebooted`)
       }
       for (const action of MACHINE_ACTIONS) t.equal(await s.wasActedOn(node, action), 0, `not ${action === 'reboot' ? 'rebooted' : 'replaced'}`)
     })

@@ -46,6 +46,78 @@ t.test('a reboot returns the node to service; a replacement elsewhere leaves it 
   t.equal((await sim.getNode('worker-6'))!.spec!.unschedulable, true, 'same machine id after replace: keep it out of service')
 })
 
+t.test('a rebooted node stays cordoned until it is Ready on a new boot, then returns to service', async t => {
+  const sim = seededSim()
+  let calls = 0
+  const provider = { name: 'slow-boot', remediate: async () => { calls++; return { detail: 'reboot issued', rebooted: true } } }
+  const first = startEngine(sim, {}, { provider })
+  t.teardown(() => sim.close())
+  await first.engine.intake([fresh('worker-1', { labels: { remediation: 'reboot' } })], 'alertmanager', false)
+  await until('worker-1 rebooting', async () => await phaseOf(sim, 'worker-1') === 'rebooting')
+  const waiting = await stateOf(sim, 'worker-1')
+  t.match(waiting.reason, /reboot issued; waiting until .* for the node to be Ready on a new boot/)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(await phaseOf(sim, 'worker-1'), 'rebooting', 'still waiting while the boot has not changed')
+  t.equal((await sim.getNode('worker-1'))!.spec!.unschedulable, true, 'kept out of service meanwhile')
+
+  // A restart while waiting resumes the wait with the same deadline and does not reboot again.
+  await first.engine.stop()
+  const second = startEngine(sim, {}, { provider })
+  t.teardown(() => second.engine.stop())
+  sim.rebootNode('worker-1', 50)
+  await until('worker-1 cooling down', async () => await phaseOf(sim, 'worker-1') === 'cooldown')
+  const state = await stateOf(sim, 'worker-1')
+  t.equal(state.rebootDeadline, waiting.rebootDeadline, 'deadline kept across the restart')
+  t.match(state.reason, /node Ready again on a new boot \(worker-1-boot-/)
+  t.same(state.history.map((h: { to: string }) => h.to).slice(-3), ['remediating', 'rebooting', 'cooldown'])
+  t.equal((await sim.getNode('worker-1'))!.spec!.unschedulable, false, 'back in service')
+  t.equal(calls, 1, 'the machine was rebooted once')
+  t.ok(sim.events.some(e => e.node === 'worker-1' && e.event.reason === 'RemediationRebooting'), 'the wait is announced')
+})
+
+t.test('the simulated provider reboots: the node is down for a moment and comes back on a new boot', async t => {
+  const sim = seededSim()
+  const { engine, simProvider } = startEngine(sim)
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const bootBefore = (await sim.getNode('worker-2'))!.status!.nodeInfo!.bootID
+  await engine.intake([fresh('worker-2', { labels: { remediation: 'reboot' } })], 'alertmanager', false)
+  await until('worker-2 cooling down', async () => await phaseOf(sim, 'worker-2') === 'cooldown')
+  const node = (await sim.getNode('worker-2'))!
+  t.not(node.status!.nodeInfo!.bootID, bootBefore)
+  t.equal(node.spec!.unschedulable, false)
+  t.same(simProvider.actions, [{ node: 'worker-2', action: 'reboot' }])
+})
+
+t.test('a rebooted node that is not back by REBOOT_TIMEOUT fails and stays cordoned', async t => {
+  const sim = seededSim()
+  const provider = { name: 'never-back', remediate: async () => ({ detail: 'reboot issued', rebooted: true }) }
+  const { engine } = startEngine(sim, { REBOOT_TIMEOUT: '300ms' }, { provider })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  await engine.intake([fresh('worker-1', { labels: { remediation: 'reboot' } })], 'alertmanager', false)
+  await until('worker-1 failed', async () => await phaseOf(sim, 'worker-1') === 'failed')
+  const state = await stateOf(sim, 'worker-1')
+  t.equal(state.outcome, 'reboot-timeout')
+  t.match(state.reason, /node not Ready on a new boot by .*; left cordoned/)
+  t.equal((await sim.getNode('worker-1'))!.spec!.unschedulable, true)
+  t.equal(sim.events.at(-1)!.event.type, 'Warning')
+})
+
+t.test('an operator\'s uncordon during the reboot wait is respected: cancelled, never re-cordoned', async t => {
+  const sim = seededSim()
+  const provider = { name: 'slow-boot', remediate: async () => ({ detail: 'reboot issued', rebooted: true }) }
+  const { engine } = startEngine(sim, {}, { provider })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  await engine.intake([fresh('worker-1', { labels: { remediation: 'reboot' } })], 'alertmanager', false)
+  await until('worker-1 rebooting', async () => await phaseOf(sim, 'worker-1') === 'rebooting')
+  await sim.patchNode('worker-1', { unschedulable: false })
+  await until('worker-1 cancelled', async () => await phaseOf(sim, 'worker-1') === 'cancelled')
+  t.equal((await stateOf(sim, 'worker-1')).outcome, 'operator-uncordoned')
+  sim.rebootNode('worker-1', 10)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(await phaseOf(sim, 'worker-1'), 'cancelled')
+  t.equal((await sim.getNode('worker-1'))!.spec!.unschedulable, false)
+})
+
 t.test('a PodDisruptionBudget that allows nothing ends the drain at its deadline, nothing force-deleted', async t => {
   const sim = seededSim({ retryAfterMs: 50 })
   sim.addPod({ metadata: { name: 'pay-1', namespace: 'default', labels: { app: 'pay' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'pay', uid: 'pay' }] }, spec: { nodeName: 'worker-3', containers: [] }, status: { phase: 'Running' } })

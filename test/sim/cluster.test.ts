@@ -62,3 +62,24 @@ t.test('an unreachable API server fails every call as unavailable', async t => {
   sim.setReachable(true)
   t.equal((await sim.listNodes()).length, 10)
 })
+
+t.test('a rebooted node is NotReady for a while, then Ready on a new boot, and watchers hear both', async t => {
+  const sim = seededSim()
+  t.teardown(() => sim.close())
+  const ready = (node: Awaited<ReturnType<typeof sim.getNode>>) => node!.status!.conditions!.find(c => c.type === 'Ready')!.status
+  const before = (await sim.getNode('worker-4'))!
+  t.equal(ready(before), 'True')
+  await new Promise(resolve => setImmediate(resolve)) // the seeding's own notifications
+  const seen: string[] = []
+  const unsubscribe = sim.onNodeChange(node => { if (node.metadata!.name === 'worker-4') seen.push(ready(node)) })
+  t.teardown(unsubscribe)
+  sim.rebootNode('worker-4', 50)
+  const down = (await sim.getNode('worker-4'))!
+  t.equal(ready(down), 'False')
+  t.equal(down.status!.nodeInfo!.bootID, before.status!.nodeInfo!.bootID, 'same boot while going down')
+  await until('worker-4 back', async () => ready(await sim.getNode('worker-4')) === 'True')
+  const back = (await sim.getNode('worker-4'))!
+  t.not(back.status!.nodeInfo!.bootID, before.status!.nodeInfo!.bootID, 'a new boot')
+  await until('both changes heard', () => seen.length >= 2)
+  t.same(seen, ['False', 'True'])
+})

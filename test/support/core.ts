@@ -33,7 +33,7 @@ export function alert (node: string | undefined, overrides: Partial<WebhookAlert
 }
 
 export function view (name: string, overrides: Partial<NodeView> = {}): NodeView {
-  return { name, pool: 'app', zone: 'zone-a', unschedulable: false, providerID: `sim:///zone-a/${name}`, record: undefined, recordError: undefined, ...overrides }
+  return { name, pool: 'app', zone: 'zone-a', unschedulable: false, providerID: `sim:///zone-a/${name}`, bootID: `boot-${name}`, ready: true, record: undefined, recordError: undefined, ...overrides }
 }
 
 export function record (overrides: Partial<NodeRecord> = {}): NodeRecord {
