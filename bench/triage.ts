@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { WebhookPayload } from '../src/alerts/webhook.ts'
 import { triage } from '../src/remediation/intake.ts'
-import { iso } from '../src/remediation/record.ts'
+import { iso } from '../src/time.ts'
 import { readFileSync } from 'node:fs'
 import { fleet, minutes, policy, T0 } from '../test/support/core.ts'
 import { fixtureUrl } from '../test/support/app.ts'

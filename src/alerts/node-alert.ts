@@ -1,4 +1,4 @@
-import { iso, parseTime } from '../remediation/record.ts'
+import { iso, parseTime } from '../time.ts'
 import type { WebhookAlert } from './webhook.ts'
 
 /** One alert as the decision core sees it: times parsed, node and opt-in labels looked up. */

@@ -10,7 +10,7 @@ import type { Credentials } from '../config.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
 import type { Engine } from '../remediation/engine.ts'
-import { iso } from '../remediation/record.ts'
+import { iso } from '../time.ts'
 import { requireBearer } from './auth.ts'
 import { DecisionsBody, ErrorBody, FaultRequest, NodeStatusBody } from './schemas.ts'
 

@@ -1,4 +1,4 @@
-import { iso } from '../remediation/record.ts'
+import { iso } from '../time.ts'
 import type { NodeView, Snapshot } from '../remediation/snapshot.ts'
 import type { Block, PolicyConfig } from './config.ts'
 

@@ -1,4 +1,5 @@
-import { iso, parseTime, type NodeRecord } from '../remediation/record.ts'
+import type { NodeRecord } from '../remediation/record.ts'
+import { iso, parseTime } from '../time.ts'
 import type { Block, PolicyConfig } from './config.ts'
 
 /**

@@ -1,6 +1,6 @@
 import type { NodeAlert } from '../alerts/node-alert.ts'
 import type { NodeView } from '../remediation/snapshot.ts'
-import { iso } from '../remediation/record.ts'
+import { iso } from '../time.ts'
 import type { Block, PolicyConfig } from './config.ts'
 
 /**

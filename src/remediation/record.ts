@@ -1,5 +1,6 @@
 import type { Block } from '../policy/config.ts'
 import type { ProviderAction } from '../providers/provider.ts'
+import { iso } from '../time.ts'
 
 /**
  * The remediation state of one node, persisted as JSON in one annotation on the Node so that the
@@ -66,33 +67,6 @@ export function transition (record: NodeRecord, to: Phase, now: number, reason: 
   const entry = { from: record.phase, to, at, reason }
   const history = record.history.length < historyLimit ? [...record.history, entry] : [...record.history.slice(1 - historyLimit), entry]
   return { ...record, ...changes, phase: to, since: at, reason, history }
-}
-
-const isoCache = new Map<number, string>()
-/**
- * ISO-8601 text of an epoch-ms time. Cached: a triage formats the same few instants (now, the
- * alerts' starts) thousands of times, and formatting dominated its profile.
- */
-export function iso (ms: number): string {
-  let text = isoCache.get(ms)
-  if (text === undefined) {
-    if (isoCache.size >= 4096) isoCache.clear()
-    text = new Date(ms).toISOString()
-    isoCache.set(ms, text)
-  }
-  return text
-}
-
-const timeCache = new Map<string, number>()
-/** Epoch ms of an ISO-8601 text (NaN when it is not one), cached like `iso` and for the same reason. */
-export function parseTime (text: string): number {
-  let ms = timeCache.get(text)
-  if (ms === undefined) {
-    if (timeCache.size >= 4096) timeCache.clear()
-    ms = Date.parse(text)
-    timeCache.set(text, ms)
-  }
-  return ms
 }
 
 export function encodeRecord (record: NodeRecord): string {

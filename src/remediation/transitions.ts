@@ -1,5 +1,6 @@
 import type { Block, PolicyConfig } from '../policy/config.ts'
-import { iso, transition, type NodeRecord } from './record.ts'
+import { iso } from '../time.ts'
+import { transition, type NodeRecord } from './record.ts'
 import type { NodeView } from './snapshot.ts'
 
 /**

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { breakerBlock, measureScopes, recoverBreakers, updateBreakers } from '../../src/policy/circuit-breaker.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { firingAlert, fleet, minutes, policy, T0 } from '../support/core.ts'
 
 const config = policy({ breakerThreshold: 0.2, breakerMinNodes: 2, breakerSettleMs: minutes(10) })

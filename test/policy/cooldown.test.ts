@@ -1,6 +1,6 @@
 import t from 'tap'
 import { lastStartByPool, nodeCooldownBlock, poolSpacingBlock } from '../../src/policy/cooldown.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { fleet, minutes, policy, record, T0, view } from '../support/core.ts'
 
 t.test('a node in cooldown is blocked until its end time', async t => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { hysteresisBlock, recordFiring } from '../../src/policy/hysteresis.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { firingAlert, minutes, policy, record, T0 } from '../support/core.ts'
 
 const config = policy({ minFiringAgeMs: minutes(2), flapWindowMs: minutes(60), flapMaxRefires: 2 })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { toNodeAlert } from '../../src/alerts/node-alert.ts'
 import { validateFiring } from '../../src/policy/validation.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { alert, firingAlert, minutes, policy, record, T0, view } from '../support/core.ts'
 
 const config = policy()

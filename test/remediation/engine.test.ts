@@ -1,5 +1,5 @@
 import t from 'tap'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { ProviderError } from '../../src/providers/provider.ts'
 import { alert, minutes } from '../support/core.ts'
 import { phaseOf, prefix, seededSim, startEngine, until } from '../support/sim.ts'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { triage } from '../../src/remediation/intake.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { alert, firingAlert, fleet, minutes, policy, T0 } from '../support/core.ts'
 
 const config = policy({ maxConcurrentDrains: 1, minFiringAgeMs: minutes(2), poolSpacingMs: 0, breakerMinNodes: 3 })

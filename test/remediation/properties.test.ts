@@ -4,7 +4,7 @@ import type { WebhookAlert } from '../../src/alerts/webhook.ts'
 import { breakerBlock, updateBreakers, type BreakerState } from '../../src/policy/circuit-breaker.ts'
 import { drainsInFlight } from '../../src/policy/semaphore.ts'
 import { triage } from '../../src/remediation/intake.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { planReconcile } from '../../src/remediation/schedule.ts'
 import type { NodeView } from '../../src/remediation/snapshot.ts'
 import {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { updateBreakers } from '../../src/policy/circuit-breaker.ts'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { nextToStart, planReconcile } from '../../src/remediation/schedule.ts'
 import { firingAlert, fleet, minutes, policy, T0 } from '../support/core.ts'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { backFromReboot, machineRebooting, startRemediation, uncordonedByOperator } from '../../src/remediation/transitions.ts'
 import { minutes, policy, record, T0, view } from '../support/core.ts'
 

@@ -1,7 +1,8 @@
 import type { WebhookAlert } from '../../src/alerts/webhook.ts'
 import { policyOf, parseConfig, type Config } from '../../src/config.ts'
 import type { PolicyConfig } from '../../src/policy/config.ts'
-import { emptyRecord, iso, type NodeRecord } from '../../src/remediation/record.ts'
+import { emptyRecord, type NodeRecord } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import type { NodeView, Snapshot } from '../../src/remediation/snapshot.ts'
 
 /** Fixed times for the pure-core tests: no test depends on the wall clock. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CoreV1Api, type V1Node } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
-import { iso } from '../../src/remediation/record.ts'
+import { iso } from '../../src/time.ts'
 import { startController, type ControllerProcess } from './controller.ts'
 import { startControlPlane, waitFor } from './controlplane.ts'
 
