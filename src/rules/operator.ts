@@ -15,7 +15,8 @@ import { parse, stringify } from 'yaml'
 
 export const RULE_SOURCES: readonly string[] = [
   'alert-rules/node-remediation.rules.yml',
-  'alert-rules/node-paging.rules.yml'
+  'alert-rules/node-paging.rules.yml',
+  'alert-rules/self-healing-controller.rules.yml'
 ]
 export const ALERTMANAGER_SOURCE = 'deploy/alertmanager/alertmanager.yml'
 export const PROMETHEUS_RULE_OUTPUT = 'deploy/prometheus-operator/prometheusrule.yaml'

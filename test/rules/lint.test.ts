@@ -68,11 +68,11 @@ t.test('the minimum window is configurable', async t => {
 })
 
 t.test('the project rules pass the linter', async t => {
-  for (const rel of ['alert-rules/node-remediation.rules.yml', 'alert-rules/node-paging.rules.yml']) {
+  for (const rel of ['alert-rules/node-remediation.rules.yml', 'alert-rules/node-paging.rules.yml', 'alert-rules/self-healing-controller.rules.yml']) {
     t.same(lintFile(join(root, rel)), [], rel)
   }
   // Not vacuous: the remediation file has three remediation alerts, the
-  // paging file none.
+  // paging and self-health files none.
   const remediationAlerts = (rel: string): string[] => {
     const doc = parse(readFileSync(join(root, rel), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string, labels?: Record<string, string> }> }> }
     return doc.groups.flatMap(g => g.rules).filter(r => r.alert !== undefined && r.labels?.remediation !== undefined).map(r => r.alert as string)
@@ -80,6 +80,7 @@ t.test('the project rules pass the linter', async t => {
   t.same(remediationAlerts('alert-rules/node-remediation.rules.yml'),
     ['NodeDatabaseConnectionLatencyHigh', 'NodeDiskIOPSSaturated', 'NodeNetworkInterfaceErrors'])
   t.same(remediationAlerts('alert-rules/node-paging.rules.yml'), [])
+  t.same(remediationAlerts('alert-rules/self-healing-controller.rules.yml'), [])
 })
 
 t.test('the generated PrometheusRule passes the linter', async t => {

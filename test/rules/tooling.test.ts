@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const rulesDir = join(root, 'alert-rules')
-const ruleFiles = ['node-remediation.rules.yml', 'node-paging.rules.yml'].map(f => join(rulesDir, f))
+const ruleFiles = ['node-remediation.rules.yml', 'node-paging.rules.yml', 'self-healing-controller.rules.yml'].map(f => join(rulesDir, f))
 const testFiles = readdirSync(join(rulesDir, 'tests')).filter(f => f.endsWith('.test.yml')).sort().map(f => join(rulesDir, 'tests', f))
 const amConfig = join(root, 'deploy', 'alertmanager', 'alertmanager.yml')
 
@@ -49,6 +49,7 @@ t.test('promtool check rules', { skip }, async t => {
   t.equal(r.status, 0, r.output)
   t.match(r.output, /SUCCESS: 9 rules found/)
   t.match(r.output, /SUCCESS: 4 rules found/)
+  t.match(r.output, /SUCCESS: 10 rules found/)
 
   const dir = scratchRules()
   t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }))
@@ -61,7 +62,7 @@ t.test('promtool check rules', { skip }, async t => {
 
 t.test('promtool test rules', { skip }, async t => {
   t.same(testFiles.map(f => f.slice(rulesDir.length + 1)),
-    ['tests/db-latency.test.yml', 'tests/disk-iops.test.yml', 'tests/nic-errors.test.yml', 'tests/paging.test.yml'])
+    ['tests/db-latency.test.yml', 'tests/disk-iops.test.yml', 'tests/nic-errors.test.yml', 'tests/paging.test.yml', 'tests/self-health.test.yml'])
   const r = run('promtool', ['test', 'rules', ...testFiles])
   t.equal(r.status, 0, r.output)
   t.equal(r.output.match(/SUCCESS/g)?.length, testFiles.length, r.output)
@@ -89,6 +90,33 @@ t.test('promtool test rules fails when the sample-count guard is weakened', { sk
   const r = run('promtool', ['test', 'rules', join(dir, 'tests', 'nic-errors.test.yml')])
   t.equal(r.status, 1)
   t.match(r.output, /name: nic sparse or new data does not fire/)
+})
+
+t.test('promtool test rules fails when a self-health alert would reach the controller', { skip }, async t => {
+  // Paging only: exp_labels are exact, so an opt-in label on any self-health alert fails its test.
+  const dir = scratchRules()
+  t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }))
+  const rules = join(dir, 'self-healing-controller.rules.yml')
+  const text = readFileSync(rules, 'utf8')
+  const broken = text.replace(/(\n\s+)severity: page/, '$1severity: page$1remediation: drain')
+  t.not(broken, text)
+  writeFileSync(rules, broken)
+  const r = run('promtool', ['test', 'rules', join(dir, 'tests', 'self-health.test.yml')])
+  t.equal(r.status, 1)
+  t.match(r.output, /remediation="drain"/)
+})
+
+t.test('promtool test rules fails when the leader alert stops waiting 2m', { skip }, async t => {
+  const dir = scratchRules()
+  t.teardown(() => rmSync(dirname(dir), { recursive: true, force: true }))
+  const rules = join(dir, 'self-healing-controller.rules.yml')
+  const text = readFileSync(rules, 'utf8')
+  const broken = text.replace(/(absent\(shc_leader\)\n\s+)for: 2m/, '$1for: 0m')
+  t.not(broken, text)
+  writeFileSync(rules, broken)
+  const r = run('promtool', ['test', 'rules', join(dir, 'tests', 'self-health.test.yml')])
+  t.equal(r.status, 1)
+  t.match(r.output, /name: no replica leading for 2m pages; a quick hand-over does not/)
 })
 
 t.test('amtool check-config', { skip }, async t => {
