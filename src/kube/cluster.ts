@@ -12,6 +12,7 @@ import {
 import type { Logger } from 'pino'
 import { ClusterError, type Cluster, type EvictionResult, type NodePatch } from '../cluster.ts'
 import { retryAfterMsOf, statusOf, toClusterError } from './errors.ts'
+import { keptAnnotations } from './lean-node.ts'
 import { createNodeCache } from './node-cache.ts'
 import { createPodGoneWaiter } from './pod-gone.ts'
 
@@ -33,6 +34,11 @@ export type KubeClusterOptions = {
   staleAfterMs?: number
   /** Bound on the wait for the first sync in createKubeCluster. Default 10 s; sync goes on after it. */
   firstSyncTimeoutMs?: number
+  /**
+   * Which Node annotations the node cache keeps; the rest are dropped on ingest. Default: ours
+   * under the default prefix `self-healing-controller.io/` and the opt-outs (keptAnnotations).
+   */
+  keepAnnotation?: (key: string) => boolean
 }
 
 export type KubeCluster = Cluster & {
@@ -61,7 +67,12 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
   const eventNamespace = options.eventNamespace ?? 'default'
   const core = kubeConfig.makeApiClient(CoreV1Api)
   const events = kubeConfig.makeApiClient(EventsV1Api)
-  const nodes = createNodeCache({ kubeConfig, log, staleAfterMs: options.staleAfterMs ?? 30_000 })
+  const nodes = createNodeCache({
+    kubeConfig,
+    log,
+    staleAfterMs: options.staleAfterMs ?? 30_000,
+    keepAnnotation: options.keepAnnotation ?? keptAnnotations('self-healing-controller.io')
+  })
   const podGone = createPodGoneWaiter(kubeConfig, log)
 
   // Throws what the engine can act on: ClusterError for API and network failures.

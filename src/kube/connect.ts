@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { ConfigError, type ServiceConfig } from '../config.ts'
 import { createKubeCluster, type KubeCluster } from './cluster.ts'
+import { keptAnnotations } from './lean-node.ts'
 
 /** The real cluster, explicitly chosen: a kubeconfig when given, in-cluster credentials otherwise. */
 export async function connectKubernetes (config: ServiceConfig, log: Logger): Promise<{ cluster: KubeCluster, kubeConfig: KubeConfig, identity: string }> {
@@ -19,6 +20,6 @@ export async function connectKubernetes (config: ServiceConfig, log: Logger): Pr
   if (kubeConfig.getCurrentCluster() === null) throw new ConfigError(`KUBECONFIG (--kubeconfig): ${config.kubeconfig} has no current context`)
   const identity = config.identity ?? hostname()
   log.info({ server: kubeConfig.getCurrentCluster()?.server, identity }, 'connecting to Kubernetes')
-  const cluster = await createKubeCluster({ kubeConfig, reportingController: `${config.annotationPrefix}/controller`, reportingInstance: identity, log })
+  const cluster = await createKubeCluster({ kubeConfig, reportingController: `${config.annotationPrefix}/controller`, reportingInstance: identity, log, keepAnnotation: keptAnnotations(config.annotationPrefix) })
   return { cluster, kubeConfig, identity }
 }

@@ -1,6 +1,7 @@
 import { CoreV1Api, ListWatch, Watch, type KubeConfig, type V1Node, type V1NodeList } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { toClusterError } from './errors.ts'
+import { leanNode } from './lean-node.ts'
 
 /**
  * The Node cache behind `listNodes`: client-node's ListWatch (list, then watch from the list's
@@ -11,7 +12,9 @@ import { toClusterError } from './errors.ts'
  *   reported as not synced rather than served as truth.
  * - Watch events arrive as plain JSON while the list is deserialized into classes; the list is
  *   turned into plain JSON too, so every cached node looks the same (timestamps are strings).
- *   Cached nodes are frozen: they are shared with every caller and replaced, never edited.
+ * - Every node is kept as its lean view (lean-node.ts): a kubelet's Node is 10–30 KB of fields no
+ *   decision reads. Cached nodes are frozen: shared with every caller, replaced, never edited.
+ * - The first list is paginated, so a large fleet is never one huge response in memory at once.
  */
 export type NodeCache = {
   list (): V1Node[]
@@ -33,21 +36,17 @@ export type NodeCacheOptions = {
   kubeConfig: KubeConfig
   log: Logger
   staleAfterMs: number
+  /** Which annotations the cached nodes keep (the rest are dropped on ingest). */
+  keepAnnotation: (key: string) => boolean
+  /** Nodes per list page. Default 500, as client-go's pager. */
+  pageSize?: number
   now?: () => number
 }
 
 const MAX_RESTART_DELAY_MS = 30_000
 
-function freeze<T> (value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    for (const inner of Object.values(value)) freeze(inner)
-    Object.freeze(value)
-  }
-  return value
-}
-
 type WatchFn = Watch['watch']
-type WatchHooks = { beforeWatch (): void, opened (): void, closed (): boolean }
+type WatchHooks = { beforeWatch (): void, opened (): void, closed (): boolean, ingest (node: V1Node): V1Node }
 
 /** A Watch reporting when a watch starts (the cache is filled) and when its stream is open. */
 function trackedWatch (kubeConfig: KubeConfig, hooks: WatchHooks): Watch {
@@ -63,7 +62,7 @@ function trackedWatch (kubeConfig: KubeConfig, hooks: WatchHooks): Watch {
     hooks.beforeWatch()
     let ended = false
     const controller = await open(path, query, (phase, object, raw) => {
-      callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? freeze(object) : object, raw)
+      callback(phase, phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? hooks.ingest(object) : object, raw)
     }, err => { ended = true; done(err) })
     if (hooks.closed()) controller.abort()
     // Watch.watch resolves after the response headers; `done` has already run if it failed.
@@ -74,7 +73,8 @@ function trackedWatch (kubeConfig: KubeConfig, hooks: WatchHooks): Watch {
 }
 
 export function createNodeCache (options: NodeCacheOptions): NodeCache {
-  const { kubeConfig, log, staleAfterMs } = options
+  const { kubeConfig, log, staleAfterMs, keepAnnotation } = options
+  const pageSize = options.pageSize ?? 500
   const now = options.now ?? Date.now
   const core = kubeConfig.makeApiClient(CoreV1Api)
   const listeners = new Set<(node: V1Node) => void>()
@@ -87,10 +87,24 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
   let restartTimer: NodeJS.Timeout | undefined
   let closed = false
 
+  const ingest = (node: V1Node) => leanNode(node, keepAnnotation)
+  /** Plain JSON first: the typed client's classes hold Dates where the watch has strings. */
+  const ingestTyped = (node: V1Node) => ingest(JSON.parse(JSON.stringify(node)) as V1Node)
+
+  // A continue token that expired (410) fails the list; the restart below lists from the start
+  // again, which is what a consistent list needs. Every page is served from the first page's
+  // snapshot, so the last page's resourceVersion is the one to watch from.
   const list = async (): Promise<V1NodeList> => {
-    const nodes = await core.listNode()
+    const items: V1Node[] = []
+    let page: V1NodeList
+    let next: string | undefined
+    do {
+      page = await core.listNode(next === undefined ? { limit: pageSize } : { limit: pageSize, _continue: next })
+      for (const node of page.items) items.push(ingestTyped(node))
+      next = page.metadata?._continue || undefined
+    } while (next !== undefined)
     listedSinceWatch = true
-    return freeze(JSON.parse(JSON.stringify(nodes)) as V1NodeList)
+    return { items, metadata: { resourceVersion: page.metadata?.resourceVersion } }
   }
 
   const watch = trackedWatch(kubeConfig, {
@@ -103,7 +117,8 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
       downSince = undefined
       failures = 0
     },
-    closed: () => closed
+    closed: () => closed,
+    ingest
   })
   const informer = new ListWatch<V1Node>('/api/v1/nodes', watch, list, false)
 
@@ -171,7 +186,7 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
     remember (node) {
       const name = node.metadata?.name
       if (name !== undefined && newer(node, written.get(name))) {
-        written.set(name, freeze(JSON.parse(JSON.stringify(node)) as V1Node))
+        written.set(name, ingestTyped(node))
         listed = undefined
       }
     },

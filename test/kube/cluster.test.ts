@@ -18,6 +18,7 @@ import {
 } from '@kubernetes/client-node'
 import { isClusterError } from '../../src/cluster.ts'
 import { createKubeCluster, type KubeClusterOptions } from '../../src/kube/cluster.ts'
+import { keptAnnotations } from '../../src/kube/lean-node.ts'
 import { deadlineSignal } from '../../src/timers.ts'
 import { clusterContract, eventually, type ContractPod } from '../support/cluster-contract.ts'
 import { binariesForTest, startControlPlane, waitFor } from '../support/controlplane.ts'
@@ -32,8 +33,13 @@ const log = pino({ level: process.env.SHC_TEST_LOG ?? 'silent' })
 
 const bins = await binariesForTest()
 
+// The contract writes example.com/… annotations and reads them back from the cache, which keeps
+// only the annotations it is told to.
+const ours = keptAnnotations('self-healing-controller.io')
+const keepAnnotation = (key: string) => key.startsWith('example.com/') || ours(key)
+
 function optionsFor (kubeConfig: KubeConfig, extra: Partial<KubeClusterOptions> = {}): KubeClusterOptions {
-  return { kubeConfig, reportingController: CONTROLLER, reportingInstance: 'test-replica-0', log, ...extra }
+  return { kubeConfig, reportingController: CONTROLLER, reportingInstance: 'test-replica-0', log, keepAnnotation, ...extra }
 }
 
 async function errorOf (promise: Promise<unknown>): Promise<unknown> {
@@ -163,6 +169,21 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
     t.equal(described.code, 0, described.stderr)
     const section = described.stdout.slice(described.stdout.indexOf('\nEvents:'))
     t.match(section, /Warning\s+RemediationFailed\s+\S+\s+self-healing-controller\.io\/controller\s+drain-timeout: 1 pod left on the node/, 'kubectl describe node shows it')
+  })
+
+  await t.test('the node cache lists in pages and keeps lean nodes, the real API server\'s included', async t => {
+    const mark = cp.readAuditEvents().length
+    const cluster = await createKubeCluster(optionsFor(kc))
+    t.teardown(() => cluster.close())
+    const listed = (await cluster.listNodes()).find(n => n.metadata?.name === KWOK_NODE)!
+    const full = await core.readNode({ name: KWOK_NODE })
+    t.ok((full.metadata?.managedFields?.length ?? 0) > 0 && (full.status?.conditions?.length ?? 0) > 1, 'the API server\'s node has managedFields and several conditions')
+    t.strictSame(listed.status?.conditions, [{ type: 'Ready', status: 'True', reason: 'KubeletReady' }], 'the cached one only Ready')
+    t.notOk(listed.metadata?.managedFields, 'and no managedFields')
+    t.notOk(listed.metadata?.annotations?.['kwok.x-k8s.io/node'], 'nor annotations it was not told to keep')
+    t.equal(listed.metadata?.uid, full.metadata?.uid)
+    const lists = cp.readAuditEvents().slice(mark).filter(e => e.verb === 'list' && e.objectRef?.resource === 'nodes')
+    t.ok(lists.length > 0 && lists.every(e => e.requestURI.includes('limit=500')), `listed with limit=500 (${lists.map(e => e.requestURI).join(', ')})`)
   })
 
   await t.test('waitForPodGone holds one watch (no polling) and ends it on abort', async t => {
