@@ -44,6 +44,66 @@ t.test('malformed bodies get a 400 naming the field', async t => {
   t.equal(broken.statusCode, 400)
 })
 
+t.test('nothing is coerced: a wrong type is a 400 naming the field, and nothing is done', async t => {
+  const { app, sim, close } = await buildTestApp()
+  t.teardown(close)
+  const [first] = firing.alerts
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['node label as a list', payload([{ ...first, labels: { ...first.labels, node: ['worker-1'] } }]), /body\/alerts\/0\/labels\/node must be string/],
+    ['opt-in label as a list', payload([{ ...first, labels: { ...first.labels, remediation: ['drain'] } }]), /body\/alerts\/0\/labels\/remediation must be string/],
+    ['status as a list', payload([{ ...first, status: ['firing'] }]), /body\/alerts\/0\/status/],
+    ['fingerprint as a number', payload([{ ...first, fingerprint: 1234567 }]), /body\/alerts\/0\/fingerprint must be string/],
+    ['version as a number', { ...firing, version: 4 }, /body\/version must be string/],
+    ['truncatedAlerts as a string', { ...firing, truncatedAlerts: '3' }, /body\/truncatedAlerts must be integer/],
+    ['alerts as an object', { ...firing, alerts: first }, /body\/alerts must be array/]
+  ]
+  for (const [what, body, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: body as object })
+    t.equal(res.statusCode, 400, what)
+    t.match(res.json().message, message, what)
+  }
+  t.same(sim.mutations, [], 'no rejected notification changed anything')
+})
+
+t.test('impossible dates and Go\'s zero time as a start are 400s naming the field; zero time as an end is "no end"', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  const [first] = firing.alerts
+  const post = (alert: object) => app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: payload([alert]) })
+  const rejected: Array<[object, RegExp]> = [
+    [{ ...first, startsAt: '2026-02-30T10:00:00Z' }, /body\/alerts\/0\/startsAt must match format "date-time"/],
+    [{ ...first, startsAt: '2026-11-23T24:00:00Z' }, /body\/alerts\/0\/startsAt must match format "date-time"/],
+    [{ ...first, endsAt: '2026-04-31T00:00:00Z' }, /body\/alerts\/0\/endsAt must match format "date-time"/],
+    [{ ...first, startsAt: '0001-01-01T00:00:00Z' }, /body\/alerts\/0\/startsAt is no start time/],
+    [{ ...first, startsAt: '1000-06-01T00:00:00Z' }, /body\/alerts\/0\/startsAt is no start time/]
+  ]
+  for (const [alert, message] of rejected) {
+    const res = await post(alert)
+    t.equal(res.statusCode, 400)
+    t.match(res.json().message, message)
+  }
+  t.equal(first.endsAt, '0001-01-01T00:00:00Z', 'the captured firing alert ends at Go\'s zero time')
+  t.equal((await post(first)).statusCode, 202)
+})
+
+t.test('/v1/faults takes its fields exactly: no coercion, no silently dropped field', async t => {
+  const { app, sim, close } = await buildTestApp({}, { faultsEnabled: true })
+  t.teardown(close)
+  const cases: Array<[object, RegExp]> = [
+    [{ node: 'worker-3', dryRun: null }, /body\/dryRun must be boolean/],
+    [{ node: 'worker-3', dryRun: 0 }, /body\/dryRun must be boolean/],
+    [{ node: 'worker-3', dryRun: 'true' }, /body\/dryRun must be boolean/],
+    [{ node: ['worker-3'] }, /body\/node must be string/],
+    [{ node: 'worker-3', dryrun: true }, /body\/dryrun is not a known field/]
+  ]
+  for (const [body, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: body })
+    t.equal(res.statusCode, 400, JSON.stringify(body))
+    t.match(res.json().message, message)
+  }
+  t.same(sim.mutations, [], 'no rejected fault changed anything')
+})
+
 t.test('credentials: missing or wrong → 401; the fault token does not open the webhook', async t => {
   const { app, close } = await buildTestApp()
   t.teardown(close)
