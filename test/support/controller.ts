@@ -9,6 +9,8 @@ import { join } from 'node:path'
  */
 export type ControllerProcess = {
   name: string
+  /** The child's process id, for what only /proc tells (CPU time, resident memory). */
+  pid: number
   url: string
   token: string
   post (path: string, body: unknown): Promise<{ status: number, body: any }>
@@ -17,14 +19,21 @@ export type ControllerProcess = {
   logs (): string
 }
 
-const cli = new URL('../../src/cli.ts', import.meta.url).pathname
+const sourceCli = new URL('../../src/cli.ts', import.meta.url).pathname
 const running = new Set<ChildProcess>()
 process.on('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-export async function startController (name: string, dir: string, env: Record<string, string>, timeoutMs = 60_000): Promise<ControllerProcess> {
+export type StartOptions = {
+  timeoutMs?: number
+  /** The entry point to run; default src/cli.ts. The scale benchmark runs the compiled dist/cli.js. */
+  cli?: string
+}
+
+export async function startController (name: string, dir: string, env: Record<string, string>, options: StartOptions = {}): Promise<ControllerProcess> {
+  const timeoutMs = options.timeoutMs ?? 60_000
   const token = env.WEBHOOK_TOKEN ?? 'integration-token'
   const logPath = join(dir, `${name}.log`)
-  const child = spawn(process.execPath, [cli], {
+  const child = spawn(process.execPath, [options.cli ?? sourceCli], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', WEBHOOK_TOKEN: token, POD_NAME: name, LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -56,6 +65,7 @@ export async function startController (name: string, dir: string, env: Record<st
   }
   return {
     name,
+    pid: child.pid!,
     url,
     token,
     post: (path, body) => call('POST', path, body),

@@ -710,7 +710,8 @@ function startKwok(running: Running, l: Layout): Proc {
 // ---------------------------------------------------------------------------------------
 // Fake nodes
 
-function fakeNode(spec: FakeNodeSpec): V1Node {
+/** The Node object createFakeNodes creates; exported for callers creating thousands concurrently. */
+export function fakeNode(spec: FakeNodeSpec): V1Node {
   const resources = spec.allocatable ?? { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '100Gi' };
   return {
     apiVersion: 'v1',

@@ -5,7 +5,7 @@ import { CoreV1Api, type V1Node } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
 import { iso } from '../../src/time.ts'
 import { startController, type ControllerProcess } from './controller.ts'
-import { startControlPlane, waitFor } from './controlplane.ts'
+import { startControlPlane, waitFor, type ControlPlaneOptions } from './controlplane.ts'
 
 /**
  * One integration scenario's world: a real control plane, the RBAC from deploy/ applied as is, a
@@ -33,8 +33,9 @@ export const fastEnv: Record<string, string> = {
 
 export type Scenario = Awaited<ReturnType<typeof startScenario>>
 
-export async function startScenario (binDir: string) {
-  const cp = await startControlPlane({ binDir })
+/** `controlPlane`: extra settings, e.g. the scale benchmark's client rate limits for thousands of nodes. */
+export async function startScenario (binDir: string, controlPlane: Omit<ControlPlaneOptions, 'binDir'> = {}) {
+  const cp = await startControlPlane({ ...controlPlane, binDir })
   const dir = mkdtempSync(join(tmpdir(), 'shc-scenario-'))
   const controllers: ControllerProcess[] = []
   const kube = cp.kubeConfig()
