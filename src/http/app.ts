@@ -10,7 +10,9 @@ import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
 import type { Engine } from '../remediation/engine.ts'
 import { iso } from '../time.ts'
+import { admitLargeBodies } from './admission.ts'
 import { requireBearer } from './auth.ts'
+import { countRequests } from './request-metrics.ts'
 import { DecisionsBody, ErrorBody, FaultRequest, NodeStatusBody } from './schemas.ts'
 
 export type AppOptions = {
@@ -22,6 +24,11 @@ export type AppOptions = {
   faultsEnabled: boolean
   dryRun: boolean
   bodyLimit: number
+  /**
+   * Bytes of large webhook bodies (above 64 KiB) read, parsed and decided at once; the rest get a
+   * 503 that Alertmanager retries. Default: twice `bodyLimit`, at least 8 MiB.
+   */
+  largeBodyBudget?: number
   /** Cluster reachable and persisted state recovered. */
   ready: () => Promise<{ ready: boolean, reason: string }>
   now?: () => number
@@ -48,6 +55,10 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
   const webhookAuth = requireBearer(open ? undefined : [options.credentials!.webhook!].filter(Boolean))
   const faultAuth = requireBearer(open ? undefined : [options.credentials!.faults].filter(t => t !== undefined))
   const readAuth = requireBearer(open ? undefined : [options.credentials!.webhook, options.credentials!.faults].filter(t => t !== undefined))
+  const admitBody = admitLargeBodies({ bodyLimit: options.bodyLimit, budget: options.largeBodyBudget ?? Math.max(2 * options.bodyLimit, 8 * 1024 * 1024) })
+
+  // First, so that every route below is counted.
+  countRequests(fastify, metrics.registry)
 
   // Only JSON is accepted: anything else is a 415, not a 400 about a string body.
   fastify.removeContentTypeParser('text/plain')
@@ -72,7 +83,7 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
 
   api.post('/v1/alerts', {
     bodyLimit: options.bodyLimit,
-    onRequest: webhookAuth,
+    onRequest: [webhookAuth, admitBody],
     schema: {
       summary: 'Alertmanager webhook (payload version 4)',
       security: [{ bearer: [] }],
