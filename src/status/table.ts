@@ -43,7 +43,7 @@ function roughly (ms: number): string {
 }
 
 /** "3m ago" or "in 7m" for an ISO time seen from `now`. */
-export function relative (iso: string, now: number): string {
+function relative (iso: string, now: number): string {
   const at = Date.parse(iso)
   if (Number.isNaN(at)) return iso
   return at <= now ? `${roughly(now - at)} ago` : `in ${roughly(at - now)}`
