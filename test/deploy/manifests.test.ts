@@ -3,19 +3,16 @@
 // exactly what the controller needs and nothing more. Each permission below is a real
 // SelfSubjectAccessReview (`kubectl auth can-i`) or a real request made with the account's own
 // token, never a reading of the YAML.
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { parseAllDocuments, stringify } from 'yaml'
+import { stringify } from 'yaml'
 import type {
   V1ClusterRole,
   V1ClusterRoleBinding,
-  V1Container,
   V1Deployment,
-  V1EnvVar,
   V1Namespace,
   V1NetworkPolicy,
   V1PodDisruptionBudget,
@@ -25,7 +22,8 @@ import type {
   V1Service,
   V1ServiceAccount
 } from '@kubernetes/client-node'
-import { binariesForTest, startControlPlane, waitFor, type CommandResult, type ControlPlane } from '../support/controlplane.ts'
+import { binariesForTest, startControlPlane, waitFor, type ControlPlane } from '../support/controlplane.ts'
+import { envOf, kustomize, pick, ruleKeys, run, said, type Manifest } from '../support/manifests.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const DEPLOY = path.join(ROOT, 'deploy')
@@ -51,65 +49,10 @@ const LEASE_RULES = [
   'coordination.k8s.io|leases|*|create'
 ]
 
-type Manifest = { apiVersion: string, kind: string, metadata: { name: string, namespace?: string, labels?: Record<string, string> } }
-
 // The control plane's kubectl when it is there (the version CI uses), else the machine's: the
 // static checks need only kustomize, which every kubectl embeds.
 const bins = await binariesForTest()
 const KUBECTL = bins.binDir === undefined ? 'kubectl' : path.join(bins.binDir, 'kubectl')
-
-function run (file: string, args: string[], timeoutMs = 60_000): Promise<CommandResult> {
-  return new Promise(resolve => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ stdout, stderr: err !== null && code === -1 ? `${stderr}${err.message}` : stderr, code })
-    })
-  })
-}
-
-function parseManifests (text: string): Manifest[] {
-  return parseAllDocuments(text).map(doc => {
-    if (doc.errors.length > 0) throw doc.errors[0]
-    return doc.toJS() as Manifest
-  }).filter(m => m !== null)
-}
-
-async function render (dir: string): Promise<Manifest[]> {
-  const res = await run(KUBECTL, ['kustomize', dir])
-  if (res.code !== 0) throw new Error(`kubectl kustomize ${dir} failed (${res.code}): ${res.stderr}`)
-  return parseManifests(res.stdout)
-}
-
-/** The one object of this kind and name; failing loudly beats a test that checks nothing. */
-function pick<T> (manifests: Manifest[], kind: string, name: string): T {
-  const found = manifests.filter(m => m.kind === kind && m.metadata.name === name)
-  if (found.length !== 1) throw new Error(`expected one ${kind} ${name}, found ${found.length}`)
-  return found[0] as T
-}
-
-function ruleKeys (rules: V1PolicyRule[] | undefined): string[] {
-  const keys: string[] = []
-  for (const rule of rules ?? []) {
-    for (const group of rule.apiGroups ?? ['<none>']) {
-      for (const resource of rule.resources ?? ['<none>']) {
-        for (const name of rule.resourceNames ?? ['*']) {
-          for (const verb of rule.verbs) keys.push(`${group}|${resource}|${name}|${verb}`)
-        }
-      }
-    }
-  }
-  return keys.sort()
-}
-
-/** A message with the command's stderr appended when it said anything. */
-function said (message: string, res: CommandResult): string {
-  const err = res.stderr.trim()
-  return err === '' ? message : `${message}: ${err}`
-}
-
-function envOf (container: V1Container, name: string): V1EnvVar | undefined {
-  return container.env?.find(e => e.name === name)
-}
 
 // Only a missing kubectl is a reason to skip; deploy/ failing to render is a failure.
 const noKubectl = (await run(KUBECTL, ['version', '--client'])).code === -1
@@ -117,7 +60,7 @@ let rendered: Manifest[] = []
 let renderError: string | undefined
 if (!noKubectl) {
   try {
-    rendered = await render(DEPLOY)
+    rendered = await kustomize(KUBECTL, DEPLOY)
   } catch (err) {
     renderError = (err as Error).message
   }
@@ -282,7 +225,7 @@ t.test('kubectl kustomize deploy/ renders the base', { skip: noKubectl ? `no ${K
       resources: [path.relative(dir, DEPLOY)],
       components: [path.relative(dir, COMPONENT)]
     }))
-    const withComponent = await render(dir)
+    const withComponent = await kustomize(KUBECTL, dir)
     const c = pick<V1Deployment>(withComponent, 'Deployment', NAME).spec?.template.spec?.containers[0]
     t.equal(c === undefined ? 'missing' : envOf(c, 'FORCE_DELETE_ON_TIMEOUT')?.value, 'true')
     const extra = pick<V1ClusterRole>(withComponent, 'ClusterRole', `${NAME}-force-delete`)

@@ -31,10 +31,12 @@ export type StartOptions = {
 
 export async function startController (name: string, dir: string, env: Record<string, string>, options: StartOptions = {}): Promise<ControllerProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000
-  const token = env.WEBHOOK_TOKEN ?? 'integration-token'
+  // A token from a file (as a Deployment mounts it) is used as it is: the service refuses both.
+  const tokenFile = env.WEBHOOK_TOKEN_FILE
+  const token = env.WEBHOOK_TOKEN ?? (tokenFile === undefined ? 'integration-token' : readFileSync(tokenFile, 'utf8').trim())
   const logPath = join(dir, `${name}.log`)
   const child = spawn(process.execPath, [options.cli ?? sourceCli], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', WEBHOOK_TOKEN: token, POD_NAME: name, LOG_LEVEL: 'debug', ...env },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...(tokenFile === undefined ? { WEBHOOK_TOKEN: token } : {}), POD_NAME: name, LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   running.add(child)
