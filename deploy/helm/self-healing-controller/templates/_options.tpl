@@ -9,11 +9,18 @@
 - {"key":"dryRun","env":"DRY_RUN","kind":"bool","default":"false"}
 - {"key":"logLevel","env":"LOG_LEVEL","kind":"string","default":"info"}
 - {"key":"maxConcurrentDrains","env":"MAX_CONCURRENT_DRAINS","kind":"int","default":"1"}
+- {"key":"poolMaxUnavailable","env":"POOL_MAX_UNAVAILABLE","kind":"string","default":"20%"}
+- {"key":"disruptionTaints","env":"DISRUPTION_TAINTS","kind":"list","default":""}
+- {"key":"verifyDwell","env":"VERIFY_DWELL","kind":"duration","default":"5m"}
+- {"key":"replaceTimeout","env":"REPLACE_TIMEOUT","kind":"duration","default":"30m"}
+- {"key":"remediationLadder","env":"REMEDIATION_LADDER","kind":"list","default":"reboot,replace"}
+- {"key":"ladderWindow","env":"LADDER_WINDOW","kind":"duration","default":"24h"}
+- {"key":"stormSettle","env":"STORM_SETTLE","kind":"duration","default":"30s"}
+- {"key":"alertTtl","env":"ALERT_TTL","kind":"duration","default":"2h10m"}
 - {"key":"cooldown","env":"COOLDOWN","kind":"duration","default":"30m"}
 - {"key":"poolSpacing","env":"POOL_SPACING","kind":"duration","default":"5m"}
 - {"key":"nodeLabels","env":"NODE_LABELS","kind":"list","default":"node,kubernetes_node"}
 - {"key":"optInLabel","env":"OPT_IN_LABEL","kind":"string","default":"remediation"}
-- {"key":"providerAction","env":"PROVIDER_ACTION","kind":"string","default":"replace"}
 - {"key":"annotationPrefix","env":"ANNOTATION_PREFIX","kind":"string","default":"self-healing-controller.io"}
 - {"key":"poolLabel","env":"POOL_LABEL","kind":"string","default":"pool"}
 - {"key":"zoneLabel","env":"ZONE_LABEL","kind":"string","default":"topology.kubernetes.io/zone"}
@@ -41,7 +48,9 @@
 - {"key":"leaseRetryPeriod","env":"LEASE_RETRY_PERIOD","kind":"duration","default":"2s"}
 - {"key":"awsRegion","env":"AWS_REGION","kind":"string"}
 - {"key":"awsAllowReplaceOutsideAsg","env":"AWS_ALLOW_REPLACE_OUTSIDE_ASG","kind":"bool","default":"false"}
-- {"key":"reconcileInterval","env":"RECONCILE_INTERVAL","kind":"duration","default":"10s"}
+- {"key":"reconcileInterval","env":"RECONCILE_INTERVAL","kind":"duration","default":"1m"}
+- {"key":"resyncInterval","env":"RESYNC_INTERVAL","kind":"duration","default":"5m"}
+- {"key":"writeConcurrency","env":"WRITE_CONCURRENCY","kind":"int","default":"16"}
 {{- end -}}
 
 {{- /* The tokens read from Secrets: the values key (.Values.<name>) and the *_TOKEN_FILE variable. */ -}}
