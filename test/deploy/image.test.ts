@@ -1,13 +1,17 @@
 // The container image, as far as it can be checked without a Docker engine: the Dockerfile's
 // essentials (read instruction by instruction, so dropping one fails here), the build context
-// allow-list, and the production build itself — tsc really emits dist/ and the emitted
-// JavaScript runs from the layout the final stage copies (package.json, node_modules, dist/).
+// allow-list, and the production build itself — tsc really emits dist/, and the emitted
+// JavaScript runs from the layout the final stage copies (package.json, dist/, and node_modules
+// installed with `npm ci --omit=dev --ignore-scripts` as the prod-deps stage does) and answers
+// /healthz.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { startController } from '../support/controller.ts'
+import { waitFor } from '../support/controlplane.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -142,14 +146,24 @@ function filesUnder (dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter(f => fs.statSync(path.join(dir, f)).isFile())
 }
 
-t.test('the production build emits JavaScript that runs as the image runs it', { timeout: 120_000 }, async t => {
-  // The final stage's layout, outside the repo: package.json + node_modules + dist/. The
-  // dependencies are a link to the repo's (the image has only the production ones; the
-  // Dockerfile checks above keep it that way).
+t.test('the production build runs as the image runs it: only production dependencies, /healthz answers', { timeout: 180_000 }, async t => {
+  // The final stage's layout, outside the repo: package.json + node_modules + dist/, with
+  // node_modules installed as the prod-deps stage installs it (no devDependencies, no scripts:
+  // postinstall would run `tap build`, a devDependency).
   const app = fs.mkdtempSync(path.join(os.tmpdir(), 'shc-image-'))
   t.teardown(() => fs.rmSync(app, { recursive: true, force: true }))
-  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'))
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(app, 'node_modules'), 'dir')
+  for (const file of ['package.json', 'package-lock.json', '.npmrc']) fs.copyFileSync(path.join(ROOT, file), path.join(app, file))
+  const deps = await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app })
+  t.equal(deps.code, 0, `npm ci --omit=dev ${deps.stderr}`.trim())
+  if (deps.code !== 0) return
+  // The lock file marks what only devDependencies need ("dev": true); none of it may be there.
+  const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> }
+  const installed = (where: string) => fs.existsSync(path.join(app, where, 'package.json'))
+  const devOnly = Object.entries(lock.packages).filter(([where, p]) => where !== '' && p.dev === true).map(([where]) => where)
+  t.ok(devOnly.some(where => where === 'node_modules/typescript') && devOnly.some(where => where === 'node_modules/tap'), 'the lock file marks the dev tools')
+  t.same(devOnly.filter(installed), [], 'nothing only devDependencies need is installed')
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
+  t.same(Object.keys(pkg.dependencies).filter(d => !installed(`node_modules/${d}`)), [], 'every dependency is installed')
   const dist = path.join(app, 'dist')
 
   const tsc = await run(path.join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', dist], { cwd: ROOT })
@@ -176,4 +190,15 @@ t.test('the production build emits JavaScript that runs as the image runs it', {
   const lint = await run(process.execPath, [path.join(dist, 'cli.js'), 'lint-rules', rules], { cwd: app, env })
   t.equal(lint.code, 0, `dist/cli.js lint-rules ${lint.stderr}`.trim())
   t.match(lint.stdout, /lint-rules: 1 file\(s\)/, 'the dynamically imported linter ran')
+
+  // And it serves: the simulated cluster needs no API server, so this is the image's program
+  // answering its liveness probe, with nothing but its production dependencies.
+  const server = await startController('image', app, { ...env, CLUSTER: 'sim', LOG_LEVEL: 'info' }, { cli: path.join(dist, 'cli.js'), untracked: true })
+  t.teardown(() => server.kill('SIGTERM'))
+  const health = await server.get('/healthz')
+  t.equal(health.status, 200, server.logs().slice(-2000))
+  t.same(health.body, { status: 'ok' })
+  const ready = await waitFor('/readyz 200', async () => (await server.get('/readyz')).status === 200)
+  t.ok(ready, 'ready on the simulated cluster')
+  await server.kill('SIGTERM')
 })

@@ -27,6 +27,11 @@ export type StartOptions = {
   timeoutMs?: number
   /** The entry point to run; default src/cli.ts. The scale benchmark runs the compiled dist/cli.js. */
   cli?: string
+  /**
+   * Run node as the image does, without the test runner's loader: tap puts it into every child's
+   * NODE_OPTIONS, whatever env the child is given, and `env -u` takes it out again.
+   */
+  untracked?: boolean
 }
 
 export async function startController (name: string, dir: string, env: Record<string, string>, options: StartOptions = {}): Promise<ControllerProcess> {
@@ -35,7 +40,8 @@ export async function startController (name: string, dir: string, env: Record<st
   const tokenFile = env.WEBHOOK_TOKEN_FILE
   const token = env.WEBHOOK_TOKEN ?? (tokenFile === undefined ? 'integration-token' : readFileSync(tokenFile, 'utf8').trim())
   const logPath = join(dir, `${name}.log`)
-  const child = spawn(process.execPath, [options.cli ?? sourceCli], {
+  const argv = [process.execPath, options.cli ?? sourceCli]
+  const child = spawn(options.untracked === true ? 'env' : argv[0]!, options.untracked === true ? ['-u', 'NODE_OPTIONS', ...argv] : argv.slice(1), {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...(tokenFile === undefined ? { WEBHOOK_TOKEN: token } : {}), POD_NAME: name, LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
