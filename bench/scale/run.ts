@@ -1,0 +1,312 @@
+/**
+ * `npm run bench:scale`: the controller at fleet scale, on the real local control plane (etcd,
+ * kube-apiserver, kube-controller-manager, kube-scheduler, KWOK; binaries from
+ * scripts/controlplane/build.sh), measured against the goals of issue 12. Not part of `npm test`.
+ *
+ *   npm run bench:scale                         5,000 KWOK nodes, 50,000 pods (10 pools × 3 zones)
+ *   npm run bench:scale -- --quick              1,000 nodes, 10,000 pods, 60 s idle window
+ *   npm run bench:scale -- --nodes 2000 --pods 20000 --pools 10 --zones 3
+ *   npm run bench:scale -- --compiled           npm run build, then run node dist/cli.js (how RSS is judged)
+ *   npm run bench:scale -- --idle 300 --after 60   idle window; window after the storm and after the restart (s)
+ *   npm run bench:scale -- --out scale.json     also write every number as JSON
+ *   npm run bench:scale -- --in-process-only    only the in-process part (no control plane)
+ *   npm run bench:scale -- --passes 1000,5000   fleet sizes of the in-process pass (default 1k,5k,10k,50k)
+ *   SHC_KEEP_CONTROLPLANE=1 keeps the control plane's directory (logs, audit log) after the run.
+ *
+ * In process: heap per cached node (lean and whole, KWOK- and kubelet-shaped, in a child with
+ * --expose-gc) and one reconcile pass at each fleet size (bench/scale/pass.ts).
+ * On the control plane, in order, the controller started as the integration tests start it
+ * (deploy/ RBAC, its ServiceAccount's token, test/support/controller.ts) with the shipped
+ * defaults except CLUSTER=kubernetes, PROVIDER=none (PROVIDER_ACTION=reboot), LOG_LEVEL=info:
+ * 1. setup: create the nodes and the Deployments, timed; KWOK makes the pods Running;
+ * 2. cold start: spawn to /readyz 200;
+ * 3. idle: the controller's requests over the idle window (audit log), its CPU and memory;
+ * 4. heartbeat burst: every Node's Ready heartbeat patched as fast as the API server takes it;
+ *    peak RSS and heap meanwhile, CPU per Node write (controller CPU until it is idle again,
+ *    less its idle rate, ÷ writes);
+ * 5. one remediation: one alert on the busiest node of pool-0, requests until it is in cooldown;
+ * 6. a storm: one notification with an alert for every node; time to the 202, writes during
+ *    it and in the window after;
+ * 7. restart: SIGTERM (timed), start again, writes in the window after it is ready;
+ * 8. SIGTERM during a storm (a notification resolving every alert): time to exit.
+ * Requests are the API server's audit events of the controller's ServiceAccount user.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node'
+import { ensureBinaries, waitFor } from '../../test/support/controlplane.ts'
+import { startController, type ControllerProcess } from '../../test/support/controller.ts'
+import { notification, saUser, startScenario } from '../../test/support/scenario.ts'
+import { auditTail, byKind, isLease, isWrite } from './audit.ts'
+import { busiestNode, createNodes, createWorkloads, heartbeatBurst, poolOf, scaleControlPlane, type FleetShape } from './fleet.ts'
+import { heapPerCachedNode } from './heap.ts'
+import { onePass, type PassTimings } from './pass.ts'
+import { cpuSeconds, peakOf, rssBytes, scrapeMemory, settle } from './process.ts'
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    nodes: { type: 'string' },
+    pods: { type: 'string' },
+    pools: { type: 'string', default: '10' },
+    zones: { type: 'string', default: '3' },
+    idle: { type: 'string' },
+    after: { type: 'string', default: '60' },
+    compiled: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    passes: { type: 'string', default: '1000,5000,10000,50000' },
+    'in-process-only': { type: 'boolean', default: false }
+  }
+})
+
+function count (name: string, value: string | undefined, fallback: number): number {
+  const parsed = value === undefined ? fallback : Number(value)
+  if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`--${name}: expected a positive integer, got ${JSON.stringify(value)}`)
+  return parsed
+}
+
+const shape: FleetShape = {
+  nodes: count('nodes', flags.nodes, flags.quick ? 1000 : 5000),
+  pods: count('pods', flags.pods, flags.quick ? 10_000 : 50_000),
+  pools: count('pools', flags.pools, 10),
+  zones: count('zones', flags.zones, 3)
+}
+const idleSeconds = count('idle', flags.idle, flags.quick ? 60 : 300)
+const afterSeconds = count('after', flags.after, 60)
+const passSizes = flags.passes.split(',').map(size => count('passes', size, 0))
+
+type Row = { what: string, measured: string, goal: string, met?: boolean }
+const rows: Row[] = []
+const raw: Record<string, unknown> = { shape, idleSeconds, afterSeconds, compiled: flags.compiled, loadBefore: loadavg() }
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(2)} KB`
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+const kinds = (counts: Record<string, number>) => Object.entries(counts).map(([kind, n]) => `${n} ${kind}`).join(', ') || 'none'
+
+function inProcess () {
+  const heap = heapPerCachedNode(5000)
+  raw.heapPerCachedNode = heap
+  rows.push({
+    what: `heap per cached node (in process, ${heap.nodes} nodes)`,
+    measured: `lean ${kb(heap.kwok.lean)} KWOK / ${kb(heap.real.lean)} kubelet-shaped (whole: ${kb(heap.kwok.full)} / ${kb(heap.real.full)})`,
+    goal: '≤ 2 KB, for real-shaped nodes too',
+    met: heap.kwok.lean <= 2048 && heap.real.lean <= 2048
+  })
+}
+
+async function passes () {
+  const timings: Array<PassTimings | { nodes: number, error: string }> = []
+  for (const nodes of passSizes) {
+    try {
+      timings.push(await onePass(nodes))
+    } catch (err) {
+      timings.push({ nodes, error: (err as Error).message })
+    }
+  }
+  raw.passes = timings
+  const show = (t: typeof timings[number], key: 'passMs' | 'writeMs') => 'error' in t ? 'error' : t[key].toFixed(1)
+  rows.push({
+    what: `one pass at ${passSizes.map(n => `${n / 1000}k`).join(' / ')} nodes (in process), ms`,
+    measured: `nothing changed: ${timings.map(t => show(t, 'passMs')).join(' / ')}; after one node write: ${timings.map(t => show(t, 'writeMs')).join(' / ')}`,
+    goal: 'only changed and due nodes are looked at'
+  })
+  for (const t of timings) if ('error' in t) console.error(`in-process pass at ${t.nodes} nodes failed: ${t.error}`)
+}
+
+async function onControlPlane () {
+  const binDir = await ensureBinaries()
+  const dir = mkdtempSync(join(tmpdir(), 'shc-scale-'))
+  const s = await startScenario(binDir, scaleControlPlane(dir))
+  const controllers: ControllerProcess[] = []
+  try {
+    const kubeConfig = s.cp.kubeConfig()
+    const core = kubeConfig.makeApiClient(CoreV1Api)
+    const audit = auditTail(s.cp.auditLogPath, saUser)
+    console.error(`control plane in ${s.cp.dir}; creating ${shape.nodes} nodes`)
+
+    // 1. setup
+    let mark = Date.now()
+    const names = await createNodes(kubeConfig, shape)
+    const nodesMs = Date.now() - mark
+    console.error(`${shape.nodes} nodes Ready in ${seconds(nodesMs)}; creating ${shape.pods} pods`)
+    mark = Date.now()
+    await createWorkloads(kubeConfig, shape)
+    const podsMs = Date.now() - mark
+    raw.setup = { nodesMs, podsMs }
+    rows.push({ what: 'setup (not a goal)', measured: `${shape.nodes} nodes Ready in ${seconds(nodesMs)}, ${shape.pods} pods ready in ${seconds(podsMs)}`, goal: '—' })
+    console.error(`${shape.pods} pods ready in ${seconds(podsMs)}`)
+
+    let cli: string | undefined
+    if (flags.compiled) {
+      execFileSync('npm', ['run', 'build'], { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'ignore', 'inherit'] })
+      cli = new URL('../../dist/cli.js', import.meta.url).pathname
+    }
+    const env = { CLUSTER: 'kubernetes', PROVIDER: 'none', PROVIDER_ACTION: 'reboot', LOG_LEVEL: 'info', KUBECONFIG: s.controllerKubeconfig }
+    const start = async (name: string) => {
+      const spawned = Date.now()
+      const controller = await startController(name, s.dir, env, { timeoutMs: 120_000, ...(cli === undefined ? {} : { cli }) })
+      controllers.push(controller)
+      await waitFor(`${name} /readyz 200`, async () => (await fetch(`${controller.url}/readyz`).catch(() => undefined))?.status === 200, { timeoutMs: 600_000, intervalMs: 50 })
+      return { controller, readyMs: Date.now() - spawned }
+    }
+    /** Waits for the audit log to hold the requests that were still in flight at `to`. */
+    const requestsBetween = async (from: number, to: number) => {
+      await sleep(Math.max(0, to + 2000 - Date.now()))
+      return audit.between(from, to)
+    }
+
+    // 2. cold start
+    const first = await start('scale-a')
+    let controller = first.controller
+    raw.coldStartMs = first.readyMs
+    rows.push({ what: 'cold start to /readyz 200', measured: seconds(first.readyMs), goal: '≤ 3 s (keep)', met: first.readyMs <= 3000 })
+
+    // 3. idle
+    mark = Date.now()
+    const idleCpu = cpuSeconds(controller.pid)
+    await sleep(idleSeconds * 1000)
+    const idleEnd = Date.now()
+    const idleRate = (cpuSeconds(controller.pid) - idleCpu) / ((idleEnd - mark) / 1000)
+    const quiet = { ...await scrapeMemory(controller.url), rss: rssBytes(controller.pid) }
+    const idle = await requestsBetween(mark, idleEnd)
+    const unexpected = idle.filter(e => !isLease(e) && e.verb !== 'watch')
+    raw.idle = { requests: byKind(idle), cpuShare: idleRate, memory: quiet }
+    rows.push({
+      what: `idle API requests (${idleSeconds} s)`,
+      measured: `${idle.length}: ${kinds(byKind(idle))}`,
+      goal: 'Lease renewals + watch re-opens only',
+      met: unexpected.length === 0
+    })
+    rows.push({ what: 'controller CPU while idle', measured: `${(idleRate * 100).toFixed(1)} % of a core`, goal: '—' })
+
+    // 4. heartbeat burst
+    const rssPeak = peakOf(() => rssBytes(controller.pid), 100)
+    const heapPeak = peakOf(async () => (await scrapeMemory(controller.url)).heap, 500)
+    const burstStart = Date.now()
+    const burstCpu = cpuSeconds(controller.pid)
+    const burstSeconds = await heartbeatBurst(kubeConfig, names)
+    const settled = await settle(controller.pid, idleRate)
+    const burstCpuUsed = cpuSeconds(controller.pid) - burstCpu - idleRate * (settled.settledAt - burstStart) / 1000
+    const burst = { rss: await rssPeak.stop(), heap: await heapPeak.stop() }
+    const cpuPerWriteMs = Math.max(0, burstCpuUsed) * 1000 / names.length
+    const duringBurst = await requestsBetween(burstStart, settled.settledAt)
+    raw.heartbeatBurst = { writes: names.length, seconds: burstSeconds, settledAfterMs: settled.settledAt - burstStart, settled: settled.settled, cpuSeconds: burstCpuUsed, peak: burst, controllerRequests: byKind(duringBurst) }
+    rows.push({
+      what: `heap of the controller ÷ ${shape.nodes} nodes, quiet (an upper bound: all its heap)`,
+      measured: kb(quiet.heap / shape.nodes),
+      goal: '≤ 2 KB per node'
+    })
+    rows.push({
+      what: `RSS at ${shape.nodes} nodes${flags.compiled ? ', compiled' : ' (TS, not compiled)'}, quiet / during a heartbeat burst`,
+      measured: `${mb(quiet.rss)} / ${mb(burst.rss)} (heap ${mb(quiet.heap)} / ${mb(burst.heap)})`,
+      goal: '≤ 256 MB / ≤ 384 MB',
+      met: quiet.rss <= 256 * 2 ** 20 && burst.rss <= 384 * 2 ** 20
+    })
+    rows.push({
+      what: 'CPU per Node write (heartbeats)',
+      measured: `${cpuPerWriteMs.toFixed(2)} ms (${names.length} writes in ${burstSeconds.toFixed(1)} s; busy ${seconds(settled.settledAt - burstStart)}${settled.settled ? '' : ', never settled'}; ${duringBurst.filter(isWrite).length} writes by the controller)`,
+      goal: '≤ 0.2 ms',
+      met: cpuPerWriteMs <= 0.2
+    })
+
+    // 5. one remediation
+    const subject = await busiestNode(kubeConfig, names.filter((_, i) => poolOf(i, shape) === 'pool-0').slice(0, 5))
+    const phaseOf = async () => (await core.readNode({ name: subject.name })).metadata?.annotations?.['self-healing-controller.io/phase']
+    mark = Date.now()
+    const answer = await controller.post('/v1/alerts', notification([subject.name]))
+    if (answer.status !== 202) throw new Error(`the alert on ${subject.name} was answered ${answer.status}: ${JSON.stringify(answer.body)}`)
+    const terminal = await waitFor(`${subject.name} to finish its remediation`, async () => {
+      const phase = await phaseOf()
+      return ['cooldown', 'healthy', 'failed', 'quarantined', 'cancelled'].includes(phase ?? '') ? phase : undefined
+    }, { timeoutMs: 600_000, intervalMs: 250 })
+    const remediationEnd = Date.now()
+    const remediation = await requestsBetween(mark, remediationEnd)
+    const caused = remediation.filter(e => !isLease(e))
+    raw.remediation = { node: subject.name, pods: subject.pods, phase: terminal, ms: remediationEnd - mark, requests: byKind(remediation) }
+    rows.push({
+      what: `API requests per remediation (${subject.pods} pods)`,
+      measured: `${caused.length} besides ${remediation.length - caused.length} Lease requests, in ${seconds(remediationEnd - mark)}, ended ${terminal}: ${kinds(byKind(caused))}`,
+      goal: `≤ pods + 15 = ${subject.pods + 15}`,
+      met: caused.length <= subject.pods + 15
+    })
+
+    // 6. the storm
+    mark = Date.now()
+    const storm = await controller.post('/v1/alerts', notification(names)).catch((err: Error) => ({ status: 0, body: err.message }))
+    const answered = Date.now()
+    await sleep(afterSeconds * 1000)
+    const afterEnd = Date.now()
+    const during = await requestsBetween(mark, answered)
+    const after = await requestsBetween(answered, afterEnd)
+    raw.storm = { alerts: names.length, status: storm.status, answerMs: answered - mark, during: byKind(during), after: byKind(after) }
+    rows.push({
+      what: `a ${names.length}-alert notification`,
+      measured: `${storm.status} after ${seconds(answered - mark)}; ${during.length} requests, ${during.filter(isWrite).length} writes meanwhile: ${kinds(byKind(during.filter(isWrite)))}`,
+      goal: '≤ 10 s, ≤ 1 write per node that really changes',
+      met: storm.status === 202 && answered - mark <= 10_000
+    })
+    const afterReads = after.filter(e => !isWrite(e) && !isLease(e) && e.verb !== 'watch')
+    rows.push({
+      what: `after that storm (${afterSeconds} s)`,
+      measured: `${afterReads.length} reads, ${after.filter(isWrite).filter(e => !isLease(e)).length} writes: ${kinds(byKind(after.filter(e => !isLease(e))))}`,
+      goal: '0 reads or writes while nothing changes',
+      met: afterReads.length + after.filter(isWrite).filter(e => !isLease(e)).length === 0
+    })
+
+    // 7. restart
+    mark = Date.now()
+    await controller.kill('SIGTERM')
+    const quietStopMs = Date.now() - mark
+    const second = await start('scale-b')
+    controller = second.controller
+    await sleep(afterSeconds * 1000)
+    const restartEnd = Date.now()
+    const restarted = await requestsBetween(mark, restartEnd)
+    const restartWrites = restarted.filter(e => isWrite(e) && !isLease(e))
+    raw.restart = { stopMs: quietStopMs, readyMs: second.readyMs, requests: byKind(restarted) }
+    rows.push({
+      what: `restart after the storm (stop, start, ${afterSeconds} s)`,
+      measured: `${restartWrites.length} writes: ${kinds(byKind(restartWrites))}; stopped in ${seconds(quietStopMs)}, ready again in ${seconds(second.readyMs)}`,
+      goal: '0 writes',
+      met: restartWrites.length === 0
+    })
+
+    // 8. SIGTERM during a storm
+    const resolving = controller.post('/v1/alerts', notification(names, { status: 'resolved' })).catch(() => undefined)
+    await Promise.race([resolving, sleep(2000)])
+    mark = Date.now()
+    const exited = await Promise.race([controller.kill('SIGTERM').then(() => true), sleep(120_000).then(() => false)])
+    const exitMs = Date.now() - mark
+    if (!exited) await controller.kill('SIGKILL')
+    const lease = await kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'self-healing-controller', namespace: 'self-healing-controller' }).catch(() => undefined)
+    const handedBack = lease !== undefined && (lease.spec?.holderIdentity ?? '') === ''
+    raw.shutdownDuringStorm = { exitMs, exited, leaseHolder: lease?.spec?.holderIdentity ?? null }
+    rows.push({
+      what: 'SIGTERM during a storm (resolving every alert)',
+      measured: `${exited ? seconds(exitMs) : '> 120 s (killed)'}; Lease ${handedBack ? 'handed back' : `still held by ${lease?.spec?.holderIdentity ?? '?'}`}`,
+      goal: '≤ 5 s, Lease handed back',
+      met: exited && exitMs <= 5000 && handedBack
+    })
+  } finally {
+    for (const controller of controllers) await controller.kill('SIGKILL')
+    await s.stop()
+  }
+}
+
+const began = Date.now()
+inProcess()
+await passes()
+if (!flags['in-process-only']) await onControlPlane()
+raw.loadAfter = loadavg()
+raw.totalMs = Date.now() - began
+
+const cell = (text: string) => text.replaceAll('|', '\\|')
+console.log(`\nScale benchmark: ${shape.nodes} nodes, ${shape.pods} pods (${shape.pools} pools × ${shape.zones} zones), ${flags.compiled ? 'compiled' : 'TS'} controller; load average ${loadavg().map(l => l.toFixed(1)).join(' ')} (before: ${(raw.loadBefore as number[]).map(l => l.toFixed(1)).join(' ')}); ${seconds(Date.now() - began)} in all\n`)
+console.log('| what | measured | goal | met |\n|---|---|---|---|')
+for (const row of rows) console.log(`| ${cell(row.what)} | ${cell(row.measured)} | ${cell(row.goal)} | ${row.met === undefined ? '' : row.met ? 'yes' : '**no**'} |`)
+if (flags.out !== undefined) writeFileSync(flags.out, JSON.stringify({ rows, raw }, null, 2) + '\n')
