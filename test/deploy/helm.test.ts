@@ -278,8 +278,13 @@ t.test('on a real API server', { skip: skip || (bins.skip ?? crds.skip ?? false)
   // Server-side: the AlertmanagerConfig CRD is too large for client-side apply's annotation.
   const installed = await cp.kubectl(['apply', '--server-side', ...crdFiles.flatMap(f => ['-f', f])])
   t.equal(installed.code, 0, installed.stderr)
-  const established = await cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com', 'crd/alertmanagerconfigs.monitoring.coreos.com'])
-  t.equal(established.code, 0, established.stderr)
+  // Polled rather than `kubectl wait`, which errors when asked before the CRD has any status.
+  for (const resource of ['servicemonitors', 'prometheusrules', 'alertmanagerconfigs']) {
+    await waitFor(`CRD ${resource} established`, async () => {
+      const res = await cp.kubectl(['get', `crd/${resource}.monitoring.coreos.com`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])
+      return res.stdout === 'True'
+    }, { timeoutMs: 60_000 })
+  }
 
   for (const [what, rendered] of [['default values', renders.chart], ['every option on', renders.all]] as const) {
     await t.test(`kubectl apply --server-side --dry-run=server: ${what}`, async t => {
