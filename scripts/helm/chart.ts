@@ -204,7 +204,7 @@ function valuesBlock (): string {
     lines.push('  existingSecret: ""', '  key: token')
   }
   lines.push('')
-  lines.push(...comment('Every other service option (`self-healing-controller --help`). null leaves the environment variable unset, so the service default applies (given on each line). Durations are text such as 30s, 5m or 1h30m; lists are YAML lists of strings.', ''))
+  lines.push(...comment('Every other service option (`self-healing-controller --help`). null leaves the environment variable unset, so the service default applies (given on each line). Durations are text such as 30s, 5m or 1h30m (quote a bare 0, or pass it with --set-string); lists are YAML lists of strings.', ''))
   lines.push(...comment(`Set by the chart, not here: ${Object.values(CHART_OWNED).join('; ')}.`, ''))
   lines.push('config:')
   for (const o of config) {
