@@ -36,7 +36,8 @@ export function scaleControlPlane (dir: string): Omit<ControlPlaneOptions, 'binD
     extraArgs: {
       'kube-controller-manager': [...clientLimits, '--concurrent-replicaset-syncs=10'],
       'kube-scheduler': clientLimits,
-      kwok: [`--config=${kwokConfig}`]
+      // KWOK logs every status patch at INFO: tens of thousands of lines, CPU the machine needs elsewhere.
+      kwok: [`--config=${kwokConfig}`, '--v=WARN']
     }
   }
 }

@@ -31,21 +31,24 @@ export async function scrapeMemory (url: string): Promise<{ rss: number, heap: n
   return { rss: value('shc_process_resident_memory_bytes'), heap: value('shc_process_heap_used_bytes') }
 }
 
-/** Samples `read` every `everyMs` until stopped; the highest value seen. */
-export function peakOf (read: () => number | Promise<number>, everyMs: number): { stop (): Promise<number> } {
-  let peak = 0
+/** Samples `read` every `everyMs` until stopped: the lowest and highest values seen. */
+export function sampled (read: () => number | Promise<number>, everyMs: number): { stop (): Promise<{ min: number, max: number }> } {
+  let min = Infinity
+  let max = -Infinity
   let running = true
   const loop = (async () => {
     while (running) {
       try {
-        peak = Math.max(peak, await read())
+        const value = await read()
+        min = Math.min(min, value)
+        max = Math.max(max, value)
       } catch {
         // a sample that fails (a scrape timing out under load) is just missed
       }
       await new Promise(resolve => setTimeout(resolve, everyMs))
     }
   })()
-  return { async stop () { running = false; await loop; return peak } }
+  return { async stop () { running = false; await loop; return { min, max } } }
 }
 
 /**
