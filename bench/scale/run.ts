@@ -217,7 +217,7 @@ async function onControlPlane () {
     const heapPeak = sampled(async () => (await scrapeMemory(controller.url)).heap, 500)
     const burstStart = Date.now()
     const burstCpu = cpuSeconds(controller.pid)
-    const burstSeconds = await heartbeatBurst(kubeConfig, names)
+    const burstSeconds = await heartbeatBurst(s.cp, names)
     const settled = await settle(controller.pid, idleRate)
     const burstCpuUsed = cpuSeconds(controller.pid) - burstCpu - idleRate * (settled.settledAt - burstStart) / 1000
     const burst = { rss: (await rssPeak.stop()).max, heap: (await heapPeak.stop()).max }
