@@ -1,5 +1,5 @@
 import { benchDrain } from './drain.ts'
-import { benchHttp } from './http.ts'
+import { benchBurst, benchHttp } from './http.ts'
 import { benchTriage } from './triage.ts'
 
 /** `npm run bench`: every speed target, measured side by side with its baseline in one run. */
@@ -7,6 +7,7 @@ const only = process.argv[2]
 const sections: Record<string, () => unknown> = {
   triage: () => benchTriage(),
   http: () => benchHttp(),
+  burst: () => benchBurst(),
   drain: () => benchDrain()
 }
 let failed = false

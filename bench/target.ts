@@ -1,10 +1,12 @@
+import { resourceUsage } from 'node:process'
 import Fastify from 'fastify'
 import { buildTestApp } from '../test/support/app.ts'
 
 /**
- * One HTTP server for the throughput comparison, in its own process so that the load generator
- * does not share its event loop: `ours` is the real app on the simulated cluster, `bare` a plain
- * Fastify route that parses the JSON body and answers 202.
+ * One HTTP server for the comparison, in its own process so that the load generator does not
+ * share its event loop: `ours` is the real app on the simulated cluster, `bare` a plain Fastify
+ * route that parses the JSON body and answers 202. Asked 'usage' over IPC, it answers with its
+ * own CPU time and peak RSS, which the benchmark reads around each measured window.
  */
 const kind = process.argv[2]
 let app
@@ -17,5 +19,8 @@ if (kind === 'ours') {
   throw new Error('usage: target.ts ours|bare')
 }
 await app.listen({ host: '127.0.0.1', port: 0 })
-process.stdout.write(`${(app.server.address() as { port: number }).port}\n`)
+process.on('message', message => {
+  if (message === 'usage') process.send!({ cpu: process.cpuUsage(), maxRssBytes: resourceUsage().maxRSS * 1024 })
+})
+process.send!({ port: (app.server.address() as { port: number }).port })
 process.on('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
