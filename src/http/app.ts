@@ -24,11 +24,6 @@ export type AppOptions = {
   faultsEnabled: boolean
   dryRun: boolean
   bodyLimit: number
-  /**
-   * Bytes of large webhook bodies (above 64 KiB) read, parsed and decided at once; the rest get a
-   * 503 that Alertmanager retries. Default: twice `bodyLimit`, at least 8 MiB.
-   */
-  largeBodyBudget?: number
   /** Cluster reachable and persisted state recovered. */
   ready: () => Promise<{ ready: boolean, reason: string }>
   now?: () => number
@@ -55,7 +50,8 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
   const webhookAuth = requireBearer(open ? undefined : [options.credentials!.webhook!].filter(Boolean))
   const faultAuth = requireBearer(open ? undefined : [options.credentials!.faults].filter(t => t !== undefined))
   const readAuth = requireBearer(open ? undefined : [options.credentials!.webhook, options.credentials!.faults].filter(t => t !== undefined))
-  const admitBody = admitLargeBodies({ bodyLimit: options.bodyLimit, budget: options.largeBodyBudget ?? Math.max(2 * options.bodyLimit, 8 * 1024 * 1024) })
+  // Large webhook bodies read, parsed and decided at once: two at the limit, or 8 MiB of smaller ones.
+  const admitBody = admitLargeBodies({ bodyLimit: options.bodyLimit, budget: Math.max(2 * options.bodyLimit, 8 * 1024 * 1024) })
 
   // First, so that every route below is counted.
   countRequests(fastify, metrics.registry)
