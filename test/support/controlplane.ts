@@ -38,6 +38,12 @@ export interface ControlPlaneOptions {
   controllers?: string;
   /** Extra flags appended per component (later flags win). */
   extraArgs?: Partial<Record<Component, string[]>>;
+  /**
+   * A KubeSchedulerConfiguration to run kube-scheduler with (e.g. profiles, client rate limits).
+   * Given a config file the scheduler ignores --kubeconfig and --leader-elect, so those two are
+   * filled in here: clientConnection.kubeconfig and leaderElection.leaderElect=false.
+   */
+  schedulerConfig?: Record<string, unknown>;
   /** Keep the temp dir after stop() for debugging (also env SHC_KEEP_CONTROLPLANE=1). */
   keepDir?: boolean;
 }
@@ -678,14 +684,25 @@ function startControllerManager(running: Running, l: Layout): Proc {
   ], logFile(l, 'kube-controller-manager'));
 }
 
+function schedulerConfigArgs(l: Layout): string[] {
+  const config = l.options.schedulerConfig;
+  if (config === undefined) return [`--kubeconfig=${l.kubeconfigPath}`, '--leader-elect=false'];
+  const file = path.join(l.dir, 'kube-scheduler.yaml');
+  fs.writeFileSync(file, toYaml({
+    ...config,
+    clientConnection: { ...(config.clientConnection as object | undefined), kubeconfig: l.kubeconfigPath },
+    leaderElection: { leaderElect: false },
+  }));
+  return [`--config=${file}`];
+}
+
 function startScheduler(running: Running, l: Layout): Proc {
   return launch(running, 'kube-scheduler', bin(l, 'kube-scheduler'), [
-    `--kubeconfig=${l.kubeconfigPath}`,
+    ...schedulerConfigArgs(l),
     `--authentication-kubeconfig=${l.kubeconfigPath}`,
     `--authorization-kubeconfig=${l.kubeconfigPath}`,
     '--bind-address=127.0.0.1',
     `--secure-port=${l.ports.scheduler}`,
-    '--leader-elect=false',
     ...extra(l, 'kube-scheduler'),
   ], logFile(l, 'kube-scheduler'));
 }
