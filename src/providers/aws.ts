@@ -155,14 +155,17 @@ function nodeName (node: V1Node): string {
  *
  * - `replace`: instance in an Auto Scaling group → TerminateInstanceInAutoScalingGroup with
  *   ShouldDecrementDesiredCapacity=false, so the group launches a replacement. Outside a group it is
- *   refused unless `allowReplaceOutsideAsg` (then TerminateInstances).
+ *   refused unless `allowReplaceOutsideAsg` (then TerminateInstances). The same tag marks the instance
+ *   first, so a repeated call that finds it gone with our id says `replacing` (our replacement), not
+ *   `not-performed` (a machine someone else took away).
  * - `reboot`: RebootInstances, at most once per remediationId: the tag REMEDIATION_TAG_KEY=<id> is written
  *   before the reboot and a call that finds it already holding the id does not reboot again. If the service
  *   definitely refused the reboot itself (throttling, or another 4xx answer), this process remembers that and
  *   a retry with the same id does reboot; a reboot whose outcome is unknown (lost in flight, other 5xx, abort,
  *   or a crash between tag and reboot) is not repeated for the same id.
  * - `none`: no API call.
- * - An instance that is shutting-down, terminated or unknown to EC2 counts as done for reboot and replace.
+ * - An instance that is shutting-down, terminated or unknown to EC2 (and not marked by this remediation) is
+ *   `not-performed`: nothing was fixed, whatever became of it.
  */
 export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvider {
   const config: EC2ClientConfig = {
@@ -223,7 +226,7 @@ export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvide
     const { signal, remediationId } = request
     const who = `instance ${instanceId} (node ${nodeName(request.node)})`
     const view = await describeInstance(instanceId, signal)
-    if (view.gone) return { detail: goneDetail(who, view, 'reboot') }
+    if (view.gone) return { detail: goneDetail(who, view, 'reboot'), outcome: 'not-performed' }
     if (view.state === 'stopping' || view.state === 'stopped') {
       throw new ProviderError(`aws: ${who} is ${view.state}; a reboot would not start it, refusing`, { retryable: false })
     }
@@ -232,42 +235,61 @@ export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvide
     }
     const key = `${instanceId} ${remediationId}`
     if (view.tags.get(REMEDIATION_TAG_KEY) === remediationId && !rejectedReboots.has(key)) {
-      return { detail: `a reboot of ${who} was already issued for remediation ${remediationId} (tag ${REMEDIATION_TAG_KEY}); not rebooting again`, rebooted: true }
+      return { detail: `a reboot of ${who} was already issued for remediation ${remediationId} (tag ${REMEDIATION_TAG_KEY}); not rebooting again`, outcome: 'restarted' }
     }
     if (signal.aborted) throw abortedError(request, `reboot of ${who}`)
     try {
       await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: REMEDIATION_TAG_KEY, Value: remediationId }] }), { abortSignal: signal })
     } catch (err) {
-      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'reboot') }
+      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'reboot'), outcome: 'not-performed' }
       throw classifyAwsError(err, `CreateTags ${instanceId}`, signal)
     }
     try {
       await ec2.send(new RebootInstancesCommand({ InstanceIds: [instanceId] }), { abortSignal: signal })
     } catch (err) {
-      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'reboot') }
+      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'reboot'), outcome: 'not-performed' }
       if (isServiceRejection(err)) rememberRejected(key)
       throw classifyAwsError(err, `RebootInstances ${instanceId}`, signal)
     }
     rejectedReboots.delete(key)
-    return { detail: `rebooted ${who} for remediation ${remediationId}`, rebooted: true }
+    return { detail: `rebooted ${who} for remediation ${remediationId}`, outcome: 'restarted' }
   }
 
   async function replace (request: ProviderRequest, instanceId: string): Promise<ProviderResult> {
-    const { signal } = request
+    const { signal, remediationId } = request
     const who = `instance ${instanceId} (node ${nodeName(request.node)})`
     const view = await describeInstance(instanceId, signal)
-    if (view.gone) return { detail: goneDetail(who, view, 'replace') }
+    // Marked just before we terminated it: gone now, it is our replacement under way (a repeated
+    // call after a restart), not a machine found gone. Marked but still running: terminate again.
+    if (view.gone && view.tags.get(REMEDIATION_TAG_KEY) === remediationId) {
+      return { detail: `${who} was already terminated for remediation ${remediationId} (tag ${REMEDIATION_TAG_KEY}, state ${view.state}); it is being replaced`, outcome: 'replacing' }
+    }
+    if (view.gone) return { detail: goneDetail(who, view, 'replace'), outcome: 'not-performed' }
     const membership = await describeAsgMembership(instanceId, signal)
     const lifecycle = membership?.LifecycleState ?? ''
     const group = membership?.AutoScalingGroupName ?? ''
 
     if (membership !== undefined && (lifecycle.startsWith('Terminating') || lifecycle === 'Terminated')) {
-      return { detail: `${who} is already being terminated by Auto Scaling group ${group} (lifecycle ${lifecycle}); nothing to replace` }
+      return { detail: `${who} is already being terminated by Auto Scaling group ${group} (lifecycle ${lifecycle}); it is being replaced`, outcome: 'replacing' }
     }
     if (membership !== undefined && lifecycle.startsWith('Warmed')) {
       throw new ProviderError(`aws: ${who} is in the warm pool of Auto Scaling group ${group} (lifecycle ${lifecycle}); refusing to replace it`, { retryable: false })
     }
     const inGroup = membership !== undefined && !lifecycle.startsWith('Detach')
+    if (!inGroup && !allowOutsideAsg) {
+      const why = membership === undefined ? 'is not in any Auto Scaling group' : `is ${lifecycle} from Auto Scaling group ${group}`
+      throw new ProviderError(
+        `aws: refusing to replace ${who}: it ${why}, so terminating it would shrink capacity with nothing to launch a replacement (set allowReplaceOutsideAsg to allow)`,
+        { retryable: false }
+      )
+    }
+    if (signal.aborted) throw abortedError(request, `replace of ${who}`)
+    try {
+      await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: REMEDIATION_TAG_KEY, Value: remediationId }] }), { abortSignal: signal })
+    } catch (err) {
+      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'replace'), outcome: 'not-performed' }
+      throw classifyAwsError(err, `CreateTags ${instanceId}`, signal)
+    }
 
     if (inGroup) {
       if (signal.aborted) throw abortedError(request, `replace of ${who}`)
@@ -279,7 +301,8 @@ export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvide
         const activity = out.Activity?.Description
         return {
           detail: `terminated ${who} in Auto Scaling group ${group} without decrementing desired capacity; the group launches a replacement` +
-            (activity !== undefined ? ` (activity: ${activity})` : '')
+            (activity !== undefined ? ` (activity: ${activity})` : ''),
+          outcome: 'replacing'
         }
       } catch (err) {
         const classified = classifyAwsError(err, `TerminateInstanceInAutoScalingGroup ${instanceId}`, signal)
@@ -289,39 +312,31 @@ export function createAwsProvider (options: AwsProviderOptions = {}): AwsProvide
         // reports as a parse error). Look again: gone or terminating now means done.
         const again = await describeInstance(instanceId, signal)
         if (again.gone) {
-          return { detail: `${goneDetail(who, again, 'replace')} (it went away concurrently; TerminateInstanceInAutoScalingGroup had answered: ${classified.message})` }
+          return { detail: `${goneDetail(who, again, 'replace')} (it went away concurrently; TerminateInstanceInAutoScalingGroup had answered: ${classified.message})`, outcome: 'not-performed' }
         }
         const nowIn = await describeAsgMembership(instanceId, signal)
         const nowLifecycle = nowIn?.LifecycleState ?? ''
         if (nowLifecycle.startsWith('Terminating') || nowLifecycle === 'Terminated') {
-          return { detail: `${who} is already being terminated by Auto Scaling group ${nowIn?.AutoScalingGroupName ?? group} (lifecycle ${nowLifecycle}); nothing to replace` }
+          return { detail: `${who} is already being terminated by Auto Scaling group ${nowIn?.AutoScalingGroupName ?? group} (lifecycle ${nowLifecycle}); it is being replaced`, outcome: 'replacing' }
         }
         throw classified
       }
     }
 
-    if (!allowOutsideAsg) {
-      const why = membership === undefined ? 'is not in any Auto Scaling group' : `is ${lifecycle} from Auto Scaling group ${group}`
-      throw new ProviderError(
-        `aws: refusing to replace ${who}: it ${why}, so terminating it would shrink capacity with nothing to launch a replacement (set allowReplaceOutsideAsg to allow)`,
-        { retryable: false }
-      )
-    }
-    if (signal.aborted) throw abortedError(request, `replace of ${who}`)
     try {
       await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }), { abortSignal: signal })
     } catch (err) {
-      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'replace') }
+      if (isInstanceNotFound(err)) return { detail: goneDetail(who, UNKNOWN_INSTANCE, 'replace'), outcome: 'not-performed' }
       throw classifyAwsError(err, `TerminateInstances ${instanceId}`, signal)
     }
-    return { detail: `terminated ${who}, which is in no Auto Scaling group (allowReplaceOutsideAsg); nothing launches a replacement automatically` }
+    return { detail: `terminated ${who}, which is in no Auto Scaling group (allowReplaceOutsideAsg); nothing launches a replacement automatically`, outcome: 'replacing' }
   }
 
   async function remediate (request: ProviderRequest): Promise<ProviderResult> {
     const name = nodeName(request.node)
     if (request.signal.aborted) throw abortedError(request, `${request.action} of node ${name}`)
     if (request.action === 'none') {
-      return { detail: `aws: action 'none' for node ${name}; the EC2 instance was left alone (remediation ${request.remediationId})` }
+      return { detail: `aws: action 'none' for node ${name}; the EC2 instance was left alone (remediation ${request.remediationId})`, outcome: 'not-performed' }
     }
     const { instanceId } = parseAwsProviderId(request.node.spec?.providerID)
     if (request.action === 'reboot') return await reboot(request, instanceId)

@@ -236,10 +236,10 @@ export function createClusterApiProvider (options: ClusterApiProviderOptions): P
     const { signal, remediationId } = request
     const version = await machineVersion(signal)
     const found = await findMachine(request.node, version, signal)
-    if ('gone' in found) return { detail: `${PROVIDER}: ${found.gone}; the machine behind node ${nodeName} is already replaced, nothing to do (remediation ${remediationId})` }
+    if ('gone' in found) return { detail: `${PROVIDER}: ${found.gone}; the machine behind node ${nodeName} is already replaced, nothing to do (remediation ${remediationId})`, outcome: 'not-performed' }
     if ('missing' in found) {
       const earlier = finished.get(nodeName, remediationId)
-      if (earlier !== undefined) return { detail: `${PROVIDER}: the Machine behind node ${nodeName} is gone since this remediation annotated it; nothing more to do (earlier: ${earlier})` }
+      if (earlier !== undefined) return { detail: `${PROVIDER}: the Machine behind node ${nodeName} is gone since this remediation annotated it; nothing more to do (earlier: ${earlier})`, outcome: 'replacing' }
       throw new ProviderError(`${PROVIDER}: ${found.missing}`, { retryable: false })
     }
     let machine = found.machine
@@ -247,12 +247,12 @@ export function createClusterApiProvider (options: ClusterApiProviderOptions): P
       const meta = machine.metadata ?? {}
       const who = `Machine ${ref(meta)} (node ${nodeName}, ${found.how})`
       if (meta.deletionTimestamp !== undefined) {
-        return { detail: `${PROVIDER}: ${who} is already being deleted (since ${meta.deletionTimestamp}); its owner replaces it, nothing to do (remediation ${remediationId})` }
+        return { detail: `${PROVIDER}: ${who} is already being deleted (since ${meta.deletionTimestamp}); its owner replaces it, nothing to do (remediation ${remediationId})`, outcome: 'replacing' }
       }
       if (meta.annotations?.[REMEDIATE_MACHINE_ANNOTATION] !== undefined) {
         const detail = `${PROVIDER}: ${who} already carries ${REMEDIATE_MACHINE_ANNOTATION}; MachineHealthCheck replaces it, not annotating again (remediation ${remediationId})`
         finished.remember(nodeName, remediationId, detail)
-        return { detail }
+        return { detail, outcome: 'replacing' }
       }
       if (meta.annotations?.[SKIP_REMEDIATION_ANNOTATION] !== undefined) {
         throw new ProviderError(`${PROVIDER}: refusing to replace ${who}: it carries ${SKIP_REMEDIATION_ANNOTATION}, so MachineHealthCheck would ignore the request`, { retryable: false })
@@ -276,11 +276,11 @@ export function createClusterApiProvider (options: ClusterApiProviderOptions): P
         await call(op, signal, opts => objects.patchNamespacedCustomObject({ group: GROUP, version, namespace, plural: 'machines', name, body, fieldManager: FIELD_MANAGER }, opts),
           { contentType: MERGE_PATCH, raw: true })
       } catch (err) {
-        if (isObjectNotFound(err)) return { detail: `${PROVIDER}: ${who} disappeared before it could be annotated; already replaced, nothing to do (remediation ${remediationId})` }
+        if (isObjectNotFound(err)) return { detail: `${PROVIDER}: ${who} disappeared before it could be annotated; already replaced, nothing to do (remediation ${remediationId})`, outcome: 'not-performed' }
         if (!isConflict(err)) throw classifyKubeError(err, { provider: PROVIDER, ...op }, signal, timeoutMs)
         if (attempt >= 3) throw new ProviderError(`${PROVIDER}: ${who} kept changing under us (${attempt} conflicts); try again`, { retryable: true, cause: err })
         const fresh = await getMachine(version, namespace, name, signal)
-        if (fresh === undefined) return { detail: `${PROVIDER}: ${who} disappeared before it could be annotated; already replaced, nothing to do (remediation ${remediationId})` }
+        if (fresh === undefined) return { detail: `${PROVIDER}: ${who} disappeared before it could be annotated; already replaced, nothing to do (remediation ${remediationId})`, outcome: 'not-performed' }
         machine = fresh
         continue
       }
@@ -288,7 +288,7 @@ export function createClusterApiProvider (options: ClusterApiProviderOptions): P
       const detail = `${PROVIDER}: annotated ${who} with ${REMEDIATE_MACHINE_ANNOTATION} for remediation ${remediationId}; ` +
         `${by}${owner.kind} ${owner.name} deletes and recreates it` + (notes.length > 0 ? ` (${notes.join('; ')})` : '')
       finished.remember(nodeName, remediationId, detail)
-      return { detail }
+      return { detail, outcome: 'replacing' }
     }
   }
 

@@ -106,10 +106,10 @@ export function createKarpenterProvider (options: KarpenterProviderOptions): Pro
   async function replace (request: ProviderRequest, nodeName: string): Promise<ProviderResult> {
     const { signal, remediationId } = request
     const found = await findNodeClaim(request.node, signal)
-    if ('gone' in found) return { detail: `${PROVIDER}: ${found.gone}; the instance behind node ${nodeName} is already being replaced, nothing to do (remediation ${remediationId})` }
+    if ('gone' in found) return { detail: `${PROVIDER}: ${found.gone}; the instance behind node ${nodeName} is already being replaced, nothing to do (remediation ${remediationId})`, outcome: 'not-performed' }
     if ('missing' in found) {
       const earlier = finished.get(nodeName, remediationId)
-      if (earlier !== undefined) return { detail: `${PROVIDER}: the NodeClaim of node ${nodeName} is gone since this remediation deleted it; nothing more to do (earlier: ${earlier})` }
+      if (earlier !== undefined) return { detail: `${PROVIDER}: the NodeClaim of node ${nodeName} is gone since this remediation deleted it; nothing more to do (earlier: ${earlier})`, outcome: 'replacing' }
       throw new ProviderError(`${PROVIDER}: ${found.missing}`, { retryable: false })
     }
     const meta = found.claim.metadata ?? {}
@@ -120,7 +120,7 @@ export function createKarpenterProvider (options: KarpenterProviderOptions): Pro
       const pending = (meta.finalizers ?? []).length > 0 ? `; finalizers ${(meta.finalizers ?? []).join(', ')} pending` : ''
       const detail = `${PROVIDER}: ${who} is already being deleted (since ${meta.deletionTimestamp}${pending}); Karpenter terminates the instance, not deleting again (remediation ${remediationId})`
       finished.remember(nodeName, remediationId, detail)
-      return { detail }
+      return { detail, outcome: 'replacing' }
     }
     if (signal.aborted) throw abortedBeforeActing(PROVIDER, `replace of ${who}`, signal)
     const op = { verb: 'delete', resource: PLURAL, group: GROUP, name } as const
@@ -135,14 +135,14 @@ export function createKarpenterProvider (options: KarpenterProviderOptions): Pro
     } catch (err) {
       // 404: gone meanwhile; 409: the UID precondition failed, so the NodeClaim we found is gone and another has its name
       if (isObjectNotFound(err) || isConflict(err)) {
-        return { detail: `${PROVIDER}: ${who} went away before we could delete it; already being replaced, nothing to do (remediation ${remediationId})` }
+        return { detail: `${PROVIDER}: ${who} went away before we could delete it; already being replaced, nothing to do (remediation ${remediationId})`, outcome: 'not-performed' }
       }
       throw classifyKubeError(err, { provider: PROVIDER, ...op }, signal, timeoutMs)
     }
     const detail = `${PROVIDER}: deleted ${who} for remediation ${remediationId}; Karpenter's termination finalizer drains what our drain left ` +
       'and terminates the instance, and its NodePool launches a replacement if pods need one'
     finished.remember(nodeName, remediationId, detail)
-    return { detail }
+    return { detail, outcome: 'replacing' }
   }
 
   const remediate = (request: ProviderRequest): Promise<ProviderResult> =>

@@ -196,7 +196,7 @@ export async function replaceOnly (
   const nodeName = request.node.metadata?.name
   const label = nodeName ?? '(unnamed)'
   if (request.signal.aborted) throw abortedBeforeActing(provider, `${request.action} of node ${label}`, request.signal)
-  if (request.action === 'none') return { detail: `${provider}: action 'none' for node ${label}; its ${owner} was left alone (remediation ${request.remediationId})` }
+  if (request.action === 'none') return { detail: `${provider}: action 'none' for node ${label}; its ${owner} was left alone (remediation ${request.remediationId})`, outcome: 'not-performed' }
   if (request.action === 'reboot') throw new ProviderError(`${provider}: cannot reboot node ${label}: ${noReboot}; ask for action 'replace' instead`, { retryable: false })
   if (request.action !== 'replace') throw new ProviderError(`${provider}: unknown action ${JSON.stringify(request.action)}`, { retryable: false })
   if (nodeName === undefined || nodeName === '') throw new ProviderError(`${provider}: the node has no name; cannot find its ${owner}`, { retryable: false })

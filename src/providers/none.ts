@@ -14,6 +14,6 @@ export const noneProvider: Provider = {
       throw new ProviderError(`none: ${request.action} of node ${node} aborted: ${reason instanceof Error ? reason.message : String(reason)}`, { retryable: false, cause: reason })
     }
     const asked = request.action === 'none' ? 'no machine action was requested' : `requested action '${request.action}' was not performed`
-    return { detail: `provider 'none': left the machine behind node ${node} alone (${asked}; remediation ${request.remediationId})` }
+    return { detail: `provider 'none': left the machine behind node ${node} alone (${asked}; remediation ${request.remediationId})`, outcome: 'not-performed' }
   }
 }

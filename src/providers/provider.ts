@@ -16,10 +16,13 @@ export type ProviderResult = {
   /** Human-readable account of what was done (or found already done); goes into Events and the API. */
   detail: string
   /**
-   * The machine was restarted in place: the node stays cordoned until it reports Ready on a new
-   * boot. Unset when nothing was restarted (a replacement, a machine already gone, `none`).
+   * What became of the machine:
+   * - `restarted`: restarted in place (a reboot, or a machine swapped behind the same node): the
+   *   node stays cordoned until it reports Ready on a new boot;
+   * - `replacing`: being replaced elsewhere: the node stays cordoned until the cloud removes it;
+   * - `not-performed`: nothing was done (action `none`, a machine already gone): never a fix.
    */
-  rebooted?: boolean
+  outcome: 'restarted' | 'replacing' | 'not-performed'
 }
 
 /** A provider call that did not do what was asked. `retryable` marks throttling and 5xx-like faults. */

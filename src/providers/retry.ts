@@ -104,7 +104,7 @@ export function withRetries (provider: Provider, options: RetryOptions): Provide
         attempts++
         try {
           const result = await provider.remediate({ ...request, signal })
-          return attempts === 1 ? result : { detail: `${result.detail} (after ${attempts} attempts)` }
+          return attempts === 1 ? result : { ...result, detail: `${result.detail} (after ${attempts} attempts)` }
         } catch (e) {
           // an attempt cut off by our own abort says less than the failure that led to it
           const cutOff = request.signal.aborted || deadlineController.signal.aborted

@@ -65,6 +65,7 @@ await providerConformance(t, 'sim', async () => {
     provider,
     makeNode: async () => (await sim.getNode(`worker-${(next++ % 10) + 1}`))!,
     wasActedOn: async (node, action) => provider.actions.filter(a => a.node === node.metadata!.name && a.action === action).length,
+    replaceOutcome: 'restarted',
     teardown: async () => sim.close()
   }
 })

@@ -23,6 +23,8 @@ export type ConformanceSetup = {
   teardown (): Promise<void>
   /** Per-action behaviour; both default to 'acts'. */
   supports?: Partial<Record<MachineAction, ActionSupport>>
+  /** What a replace that acted says became of the machine: replaced elsewhere (default), or restarted in place. */
+  replaceOutcome?: 'replacing' | 'restarted'
   /** Upper bound for "rejects promptly" on an aborted signal; default 2000 ms. */
   promptMs?: number
 }
@@ -103,10 +105,10 @@ export function providerConformance (t: Test, name: string, setup: () => Promise
         const second = await within(callTimeoutMs, s.provider.remediate({ node, action, remediationId: id, signal: liveSignal() }))
         t.ok(second.ok, `second call with the same remediationId resolves${second.ok ? '' : `: ${String(second.error)}`}`)
         if (second.ok) checkDetail(t, second.value, `repeated ${action}`)
-        // Only a reboot that acted keeps the node cordoned until it is back on a new boot.
-        const restarted = action === 'reboot' && mode === 'acts'
+        // What the engine waits for next: a restart in place, a replacement elsewhere, or nothing (never a fix).
+        const said = mode !== 'acts' ? 'not-performed' : action === 'reboot' ? 'restarted' : s.replaceOutcome ?? 'replacing'
         for (const [call, outcome] of [['first', first], ['repeated', second]] as const) {
-          if (outcome.ok) t.equal(outcome.value.rebooted === true, restarted, `${call} ${action} ${restarted ? 'says' : 'does not say'} the machine was rebooted`)
+          if (outcome.ok) t.equal(outcome.value.outcome, said, `${call} ${action} says ${said}`)
         }
         t.equal(await s.wasActedOn(node, action), expected, `still acted ${expected} time(s) after the repeat`)
         t.equal(await s.wasActedOn(node, other), 0, `the machine was not ${other === 'reboot' ? 'rebooted' : 'replaced'}`)
@@ -135,7 +137,7 @@ export function providerConformance (t: Test, name: string, setup: () => Promise
         const outcome = await within(callTimeoutMs, s.provider.remediate({ node, action: 'none', remediationId: id, signal: liveSignal() }))
         t.ok(outcome.ok, `call ${round} resolves${outcome.ok ? '' : `: ${String(outcome.error)}`}`)
         if (outcome.ok) checkDetail(t, outcome.value, `none (call ${round})`)
-        if (outcome.ok) t.notOk(outcome.value.rebooted, `none (call ${round}) does not say the machine was rebooted`)
+        if (outcome.ok) t.equal(outcome.value.outcome, 'not-performed', `none (call ${round}) says nothing was performed`)
       }
       for (const action of MACHINE_ACTIONS) t.equal(await s.wasActedOn(node, action), 0, `not ${action === 'reboot' ? 'rebooted' : 'replaced'}`)
     })

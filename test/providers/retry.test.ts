@@ -19,7 +19,7 @@ function scripted (script: Array<Error | string>): Provider & { calls: number, s
       p.signals.push(req.signal)
       const step = script[Math.min(p.calls - 1, script.length - 1)]
       if (step instanceof Error) throw step
-      return { detail: step ?? 'done' }
+      return { detail: step ?? 'done', outcome: 'restarted' }
     }
   }
   return p
@@ -62,7 +62,7 @@ t.test('retries retryable errors with deterministic exponential backoff, then su
 
 t.test('first-try success passes the result through untouched', async t => {
   const result = await withRetries(scripted(['plain']), { deadlineMs: 1000, initialDelayMs: 10, maxDelayMs: 10 }).remediate(request())
-  t.same(result, { detail: 'plain' })
+  t.same(result, { detail: 'plain', outcome: 'restarted' })
 })
 
 t.test('does not retry a non-retryable ProviderError', async t => {
@@ -200,4 +200,10 @@ t.test('the provider receives a signal that follows the caller signal', async t 
 t.test('rejects nonsense options', async t => {
   t.throws(() => withRetries(scripted(['x']), { deadlineMs: -1, initialDelayMs: 1, maxDelayMs: 1 }), TypeError)
   t.throws(() => withRetries(scripted(['x']), { deadlineMs: 1, initialDelayMs: Number.NaN, maxDelayMs: 1 }), TypeError)
+})
+
+t.test('a success after retries keeps what the provider said became of the machine', async t => {
+  const clock = fakeClock()
+  const result = await withRetries(scripted([throttled(), 'rebooted']), { deadlineMs: 10_000, initialDelayMs: 10, maxDelayMs: 10, sleep: clock.sleep, now: clock.now }).remediate(request())
+  t.same(result, { detail: 'rebooted (after 2 attempts)', outcome: 'restarted' }, 'the outcome survives the retry wrapper')
 })
