@@ -19,10 +19,19 @@ export type Cluster = {
   deletePod (namespace: string, name: string, gracePeriodSeconds?: number): Promise<void>
   /** Resolves once no pod with this pod's uid exists; rejects when the signal aborts. */
   waitForPodGone (pod: V1Pod, signal: AbortSignal): Promise<void>
-  recordEvent (node: V1Node, event: NodeEvent): Promise<void>
-  /** Calls back whenever a node changes, so the engine reacts without polling. Returns an unsubscribe. */
-  onNodeChange (listener: (node: V1Node) => void): () => void
+  /** An events.k8s.io Event about a Node, or about the controller's own Lease for fleet-wide news. */
+  recordEvent (regarding: ObjectRef, event: NodeEvent): Promise<void>
+  /** Calls back whenever a node changes (`deleted` for its last state), so the engine reacts without polling. Returns an unsubscribe. */
+  onNodeChange (listener: (node: V1Node, deleted: boolean) => void): () => void
+  /** The controller's fleet-wide state: annotations on its own Lease (in memory on the simulated cluster). */
+  readControllerState (): Promise<ControllerState>
+  /** Merge-patches those annotations (null deletes); fails with 'conflict' unless `version` is the stored one. */
+  writeControllerState (patch: Record<string, string | null>, version: string): Promise<ControllerState>
 }
+
+export type ObjectRef = { kind: 'Node', name: string, uid?: string } | { kind: 'Lease', name: string, namespace: string, uid?: string }
+
+export type ControllerState = { annotations: Readonly<Record<string, string>>, version: string }
 
 export type NodePatch = { annotations?: Record<string, string | null>, unschedulable?: boolean }
 

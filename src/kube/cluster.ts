@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import {
   ApiException,
+  CoordinationV1Api,
   CoreV1Api,
   EventsV1Api,
   PatchStrategy,
@@ -10,7 +11,7 @@ import {
   type V1Node
 } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
-import { ClusterError, type Cluster, type EvictionResult, type NodePatch } from '../cluster.ts'
+import { ClusterError, type Cluster, type ControllerState, type EvictionResult, type NodePatch, type ObjectRef } from '../cluster.ts'
 import { retryAfterMsOf, statusOf, toClusterError } from './errors.ts'
 import { keptAnnotations } from './lean-node.ts'
 import { createNodeCache } from './node-cache.ts'
@@ -39,6 +40,8 @@ export type KubeClusterOptions = {
    * under the default prefix `self-healing-controller.io/` and the opt-outs (keptAnnotations).
    */
   keepAnnotation?: (key: string) => boolean
+  /** The Lease whose annotations hold the controller's fleet-wide state (the leader-election Lease). */
+  stateLease?: { namespace: string, name: string }
 }
 
 export type KubeCluster = Cluster & {
@@ -67,6 +70,8 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
   const eventNamespace = options.eventNamespace ?? 'default'
   const core = kubeConfig.makeApiClient(CoreV1Api)
   const events = kubeConfig.makeApiClient(EventsV1Api)
+  const leases = kubeConfig.makeApiClient(CoordinationV1Api)
+  const stateLease = options.stateLease ?? { namespace: 'self-healing-controller', name: 'self-healing-controller' }
   const nodes = createNodeCache({
     kubeConfig,
     log,
@@ -74,6 +79,15 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
     keepAnnotation: options.keepAnnotation ?? keptAnnotations('self-healing-controller.io')
   })
   const podGone = createPodGoneWaiter(kubeConfig, log)
+
+  const readLease = async () => {
+    try {
+      return await leases.readNamespacedLease(stateLease)
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined
+      throw toClusterError(err, `read lease ${stateLease.namespace}/${stateLease.name}`)
+    }
+  }
 
   // Throws what the engine can act on: ClusterError for API and network failures.
   const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -143,19 +157,22 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
     waitForPodGone (pod, signal) {
       return podGone.wait(pod, signal)
     },
-    async recordEvent (node, event) {
-      const name = node.metadata!.name!
-      const uid = node.metadata?.uid
+    async recordEvent (regarding: ObjectRef, event) {
+      // Nodes are cluster-scoped: their Events live in `default` (as the kubelet's), with no
+      // namespace in `regarding`, or `kubectl describe node` misses them. Lease Events live with the Lease.
+      const namespace = regarding.kind === 'Node' ? eventNamespace : regarding.namespace
+      const ref = regarding.kind === 'Node'
+        ? { apiVersion: 'v1', kind: 'Node', name: regarding.name }
+        : { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: regarding.name, namespace: regarding.namespace }
       // Unique without coordination between replicas; client-go uses NAME.HEXTIME the same way.
       const suffix = randomUUID().replaceAll('-', '').slice(0, 16)
-      await call(`record event ${event.reason} on node ${name}`, () => events.createNamespacedEvent({
-        namespace: eventNamespace,
+      await call(`record event ${event.reason} on ${regarding.kind.toLowerCase()} ${regarding.name}`, () => events.createNamespacedEvent({
+        namespace,
         body: {
           apiVersion: 'events.k8s.io/v1',
           kind: 'Event',
-          metadata: { name: `${name}.${suffix}`, namespace: eventNamespace },
-          // Nodes are cluster-scoped: no namespace in `regarding`, or `kubectl describe node` misses it.
-          regarding: { apiVersion: 'v1', kind: 'Node', name, ...(uid === undefined ? {} : { uid }) },
+          metadata: { name: `${regarding.name}.${suffix}`, namespace },
+          regarding: { ...ref, ...(regarding.uid === undefined ? {} : { uid: regarding.uid }) },
           eventTime: new V1MicroTime(),
           type: event.type,
           reason: event.reason,
@@ -166,8 +183,29 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
         }
       }))
     },
-    onNodeChange (listener: (node: V1Node) => void) {
+    onNodeChange (listener: (node: V1Node, deleted: boolean) => void) {
       return nodes.onChange(listener)
+    },
+    async readControllerState (): Promise<ControllerState> {
+      const lease = await readLease()
+      return lease === undefined ? { annotations: {}, version: '' } : { annotations: lease.metadata?.annotations ?? {}, version: lease.metadata!.resourceVersion! }
+    },
+    async writeControllerState (patch, version): Promise<ControllerState> {
+      const what = `write controller state on lease ${stateLease.namespace}/${stateLease.name}`
+      const lease = await readLease()
+      if ((lease?.metadata?.resourceVersion ?? '') !== version) throw new ClusterError('conflict', `${what}: it changed (resourceVersion ${lease?.metadata?.resourceVersion ?? 'none'}, expected ${version || 'none'})`)
+      const annotations: Record<string, string> = { ...lease?.metadata?.annotations }
+      for (const [key, value] of Object.entries(patch)) {
+        if (value === null) delete annotations[key]
+        else annotations[key] = value
+      }
+      // An update carrying the resourceVersion we read: a concurrent writer (the elector renewing,
+      // another replica) makes it fail with 409 rather than be overwritten. The Role allows only
+      // get and update on this one Lease (and create, for the first replica).
+      const written = lease === undefined
+        ? await call(what, () => leases.createNamespacedLease({ namespace: stateLease.namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: stateLease.name, namespace: stateLease.namespace, annotations }, spec: {} } }))
+        : await call(what, () => leases.replaceNamespacedLease({ name: stateLease.name, namespace: stateLease.namespace, body: { ...lease, metadata: { ...lease.metadata, annotations } } }))
+      return { annotations: written.metadata?.annotations ?? {}, version: written.metadata!.resourceVersion! }
     },
     synced: () => nodes.synced(),
     close () {

@@ -20,6 +20,13 @@ export async function connectKubernetes (config: ServiceConfig, log: Logger): Pr
   if (kubeConfig.getCurrentCluster() === null) throw new ConfigError(`KUBECONFIG (--kubeconfig): ${config.kubeconfig} has no current context`)
   const identity = config.identity ?? hostname()
   log.info({ server: kubeConfig.getCurrentCluster()?.server, identity }, 'connecting to Kubernetes')
-  const cluster = await createKubeCluster({ kubeConfig, reportingController: `${config.annotationPrefix}/controller`, reportingInstance: identity, log, keepAnnotation: keptAnnotations(config.annotationPrefix) })
+  const cluster = await createKubeCluster({
+    kubeConfig,
+    reportingController: `${config.annotationPrefix}/controller`,
+    reportingInstance: identity,
+    log,
+    keepAnnotation: keptAnnotations(config.annotationPrefix),
+    stateLease: { namespace: config.leaseNamespace, name: config.leaseName }
+  })
   return { cluster, kubeConfig, identity }
 }

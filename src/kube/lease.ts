@@ -26,6 +26,12 @@ export type ElectionOptions = {
 
 export type Elector = {
   isLeader (): boolean
+  /**
+   * True only while the lease is certainly ours: leading, and renewed less than the renew
+   * deadline ago (so before anyone else can see it expired). Asked right before every write; the
+   * watchdog's demotion may come a moment later.
+   */
+  leaseValid (): boolean
   /** Stops campaigning; a leader stops acting and hands the lease back (expires it) for a fast failover. */
   stop (): Promise<void>
 }
@@ -122,6 +128,7 @@ export function startLeaderElection (options: ElectionOptions): Elector {
 
   return {
     isLeader: () => leader,
+    leaseValid: () => leader && now() - lastRenew < options.renewDeadlineMs,
     async stop () {
       stopped = true
       clearTimeout(timer)

@@ -26,7 +26,8 @@ export type NodeCache = {
   synced (): boolean
   /** Why `synced()` is false, for error messages. */
   state (): string
-  onChange (listener: (node: V1Node) => void): () => void
+  /** `deleted` is true for a node's last state when it left the cluster. */
+  onChange (listener: (node: V1Node, deleted: boolean) => void): () => void
   /** Resolves once the first list and watch succeeded, or the first attempt failed. */
   start (): Promise<void>
   close (): void
@@ -77,7 +78,7 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
   const pageSize = options.pageSize ?? 500
   const now = options.now ?? Date.now
   const core = kubeConfig.makeApiClient(CoreV1Api)
-  const listeners = new Set<(node: V1Node) => void>()
+  const listeners = new Set<(node: V1Node, deleted: boolean) => void>()
   let everSynced = false
   let listedSinceWatch = false
   /** Since when the watch has been down (reconnecting or failed); undefined while it is open. */
@@ -142,12 +143,12 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
 
   // Listeners run outside ListWatch's own loop, as the simulated cluster's do: a listener that
   // reads the cache sees it complete, and one that throws cannot break the cache.
-  const notify = (node: V1Node) => {
+  const notify = (node: V1Node, deleted: boolean) => {
     if (listeners.size === 0) return
     setImmediate(() => {
       for (const listener of listeners) {
         try {
-          listener(node)
+          listener(node, deleted)
         } catch (err) {
           log.error({ err }, 'node change listener failed')
         }
@@ -157,10 +158,10 @@ export function createNodeCache (options: NodeCacheOptions): NodeCache {
   // The list handed out is built once per change, so callers can cache what they derive from it
   // by its identity (the engine's snapshot) instead of rebuilding it for every webhook.
   let listed: V1Node[] | undefined
-  const changed = (node: V1Node) => { listed = undefined; notify(node) }
+  const changed = (node: V1Node, deleted = false) => { listed = undefined; notify(node, deleted) }
   informer.on('add', changed)
   informer.on('update', changed)
-  informer.on('delete', changed)
+  informer.on('delete', node => changed(node, true))
   informer.on('connect', () => { listed = undefined })
 
   // Our writes, served instead of the cached object until the watch delivers that version or a later one.

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { V1Node, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
-import { ClusterError, type Cluster, type EvictionResult, type NodeEvent, type NodePatch } from '../cluster.ts'
+import { ClusterError, type Cluster, type ControllerState, type EvictionResult, type NodeEvent, type NodePatch, type ObjectRef } from '../cluster.ts'
 import { simNodeInfo } from './topology.ts'
 
 /**
@@ -20,12 +20,16 @@ export type SimOptions = {
 
 export type SimCluster = Cluster & {
   addNode (node: V1Node): void
+  /** The node leaves the cluster (as the cloud deleting it); its pods are garbage-collected. */
   removeNode (name: string): void
+  /** Someone else changes the node (an operator, another controller, the kubelet): stored under a new resourceVersion. */
+  updateNode (name: string, change: (node: V1Node) => void): void
   addPod (pod: V1Pod): void
   addPodDisruptionBudget (pdb: V1PodDisruptionBudget): void
   /** Registers a ReplicaSet's desired replicas so evicted pods are recreated elsewhere. */
   addReplicaSet (namespace: string, name: string, replicas: number): void
   pods (): V1Pod[]
+  /** Events by the name of what they regard (a node, or the controller's Lease). */
   events: Array<{ node: string, event: NodeEvent }>
   /** Every mutating call, in order: what the dry-run tests count. */
   mutations: string[]
@@ -35,6 +39,8 @@ export type SimCluster = Cluster & {
   setProviderID (name: string, providerID: string): void
   /** The machine restarts: the node is NotReady for `downMs`, then Ready on a new boot. */
   rebootNode (name: string, downMs: number): void
+  /** The stored state right now, synchronously: what a test checks an invariant against at the instant of a write. */
+  now (): { nodes: readonly V1Node[], controllerState: ControllerState }
   /** Lets a stuck pod go, as an operator removing its finalizer would. */
   removeFinalizers (namespace: string, name: string): void
   close (): void
@@ -69,6 +75,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
   let resourceVersion = 1
   let serial = 0
   let reachable = true
+  let controllerState: ControllerState = { annotations: {}, version: '' }
 
   const key = (namespace: string, name: string) => `${namespace}/${name}`
   const later = (ms: number, fn: () => void) => {
@@ -86,7 +93,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
     const saved = frozen(node)
     nodes.set(saved.metadata!.name!, saved)
     listed = undefined
-    setImmediate(() => emitter.emit('node', saved))
+    setImmediate(() => emitter.emit('node', saved, false))
     return saved
   }
 
@@ -223,10 +230,26 @@ export function createSimCluster (options: SimOptions): SimCluster {
         signal.addEventListener('abort', aborted, { once: true })
       })
     },
-    async recordEvent (node, event) {
+    async recordEvent (regarding: ObjectRef, event) {
       ensureReachable()
-      mutations.push(`event ${node.metadata!.name} ${event.reason}`)
-      events.push({ node: node.metadata!.name!, event })
+      mutations.push(`event ${regarding.name} ${event.reason}`)
+      events.push({ node: regarding.name, event })
+    },
+    async readControllerState () {
+      ensureReachable()
+      return controllerState
+    },
+    async writeControllerState (patch, version) {
+      ensureReachable()
+      if (version !== controllerState.version) throw new ClusterError('conflict', `controller state was modified (version ${controllerState.version || 'none'}, expected ${version || 'none'})`)
+      mutations.push('write controller state')
+      const annotations: Record<string, string> = { ...controllerState.annotations }
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === null) delete annotations[k]
+        else annotations[k] = v
+      }
+      controllerState = Object.freeze({ annotations: Object.freeze(annotations), version: String(++resourceVersion) })
+      return controllerState
     },
     onNodeChange (listener) {
       emitter.on('node', listener)
@@ -240,8 +263,17 @@ export function createSimCluster (options: SimOptions): SimCluster {
       const gone = nodes.get(name)
       if (gone === undefined) return
       nodes.delete(name)
+      // As the pod garbage collector: pods bound to a node that no longer exists are deleted.
+      for (const pod of [...pods.values()]) if (pod.spec?.nodeName === name) { pod.metadata!.deletionTimestamp ??= new Date(); finishDeletion(pod) }
       // As an informer's delete handler: watchers get the node's last state.
-      setImmediate(() => emitter.emit('node', gone))
+      setImmediate(() => emitter.emit('node', gone, true))
+    },
+    updateNode (name, change) {
+      const current = nodes.get(name)
+      if (current === undefined) return
+      const node = structuredClone(current)
+      change(node)
+      store(node)
     },
     addPod (pod) {
       const copy = structuredClone(pod)
@@ -263,27 +295,22 @@ export function createSimCluster (options: SimOptions): SimCluster {
       reachable = value
     },
     setProviderID (name, providerID) {
-      const current = nodes.get(name)
-      if (current === undefined) return
-      const node = structuredClone(current)
-      node.spec = { ...node.spec, providerID }
-      store(node)
+      this.updateNode(name, node => { node.spec = { ...node.spec, providerID } })
     },
     rebootNode (name, downMs) {
-      const setStatus = (ready: boolean, bootID?: string) => {
-        const current = nodes.get(name)
-        if (current === undefined) return
-        const node = structuredClone(current)
+      const setStatus = (ready: boolean, bootID?: string) => this.updateNode(name, node => {
         const info = node.status?.nodeInfo ?? simNodeInfo('')
         node.status = {
           ...node.status,
           conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'KubeletReady' : 'KubeletNotReady' }],
           nodeInfo: { ...info, bootID: bootID ?? info.bootID }
         }
-        store(node)
-      }
+      })
       setStatus(false)
       later(downMs, () => setStatus(true, `${name}-boot-${++serial}`))
+    },
+    now () {
+      return { nodes: (listed ??= Object.freeze([...nodes.values()]) as V1Node[]), controllerState }
     },
     removeFinalizers (namespace, name) {
       const pod = findPod(namespace, name)

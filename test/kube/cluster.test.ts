@@ -23,6 +23,7 @@ import { deadlineSignal } from '../../src/timers.ts'
 import { clusterContract, eventually, type ContractPod } from '../support/cluster-contract.ts'
 import { binariesForTest, startControlPlane, waitFor } from '../support/controlplane.ts'
 import { startCuttableProxy } from './cuttable-proxy.ts'
+import { nodeRef } from '../../src/remediation/store.ts'
 
 const NS = 'default'
 const KWOK_NODE = 'kwok-contract'
@@ -39,7 +40,7 @@ const ours = keptAnnotations('self-healing-controller.io')
 const keepAnnotation = (key: string) => key.startsWith('example.com/') || ours(key)
 
 function optionsFor (kubeConfig: KubeConfig, extra: Partial<KubeClusterOptions> = {}): KubeClusterOptions {
-  return { kubeConfig, reportingController: CONTROLLER, reportingInstance: 'test-replica-0', log, keepAnnotation, ...extra }
+  return { kubeConfig, reportingController: CONTROLLER, reportingInstance: 'test-replica-0', log, keepAnnotation, stateLease: { namespace: 'default', name: 'shc-contract' }, ...extra }
 }
 
 async function errorOf (promise: Promise<unknown>): Promise<unknown> {
@@ -146,7 +147,7 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
     const cluster = await createKubeCluster(optionsFor(kc))
     t.teardown(() => cluster.close())
     const node = (await cluster.getNode(KWOK_NODE))!
-    await cluster.recordEvent(node, { type: 'Warning', reason: 'RemediationFailed', action: 'failed', note: 'drain-timeout: 1 pod left on the node' })
+    await cluster.recordEvent(nodeRef(node), { type: 'Warning', reason: 'RemediationFailed', action: 'failed', note: 'drain-timeout: 1 pod left on the node' })
 
     const got = await cp.kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${KWOK_NODE}`, '-o', 'json'])
     t.equal(got.code, 0, got.stderr)
@@ -259,7 +260,7 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
       ['listPodsOnNode', () => cluster.listPodsOnNode('x')],
       ['evictPod', () => cluster.evictPod(NS, 'p')],
       ['deletePod', () => cluster.deletePod(NS, 'p')],
-      ['recordEvent', () => cluster.recordEvent(node, { type: 'Normal', reason: 'R', action: 'a', note: 'n' })]
+      ['recordEvent', () => cluster.recordEvent(nodeRef(node), { type: 'Normal', reason: 'R', action: 'a', note: 'n' })]
     ]
     for (const [name, call] of calls) {
       const err = await errorOf(call())
@@ -327,7 +328,7 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
       ['listPodsOnNode', () => cluster.listPodsOnNode(KWOK_NODE)],
       ['evictPod', () => cluster.evictPod(NS, 'outage-held')],
       ['deletePod', () => cluster.deletePod(NS, 'outage-held')],
-      ['recordEvent', () => cluster.recordEvent(node, { type: 'Normal', reason: 'R', action: 'a', note: 'n' })]
+      ['recordEvent', () => cluster.recordEvent(nodeRef(node), { type: 'Normal', reason: 'R', action: 'a', note: 'n' })]
     ]
     for (const [name, call] of calls) {
       const err = await errorOf(call())

@@ -6,6 +6,7 @@ import t from 'tap'
 import { pino } from 'pino'
 import { KubeConfig } from '@kubernetes/client-node'
 import { createKubeCluster } from '../../src/kube/cluster.ts'
+import { nodeRef } from '../../src/remediation/store.ts'
 
 type Seen = { method: string, url: string, contentType: string | undefined, body: any }
 
@@ -77,7 +78,7 @@ t.test('requests and answers on the wire', async t => {
   t.same(await cluster.evictPod('default', 'missing'), { status: 'gone' })
   await t.rejects(cluster.evictPod('default', 'broken'), { name: 'ClusterError', kind: 'unavailable', message: /HTTP 503: etcd is unhappy/ })
 
-  await cluster.recordEvent((await cluster.listNodes())[0]!, { type: 'Normal', reason: 'RemediationCordoned', action: 'cordoned', note: 'cordoned for NodeDiskIOPSSaturated' })
+  await cluster.recordEvent(nodeRef((await cluster.listNodes())[0]!), { type: 'Normal', reason: 'RemediationCordoned', action: 'cordoned', note: 'cordoned for NodeDiskIOPSSaturated' })
   const event = seen.find(s => s.url.startsWith('/apis/events.k8s.io/'))!
   t.equal(event.method, 'POST')
   t.match(event.body, {

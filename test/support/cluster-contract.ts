@@ -2,6 +2,7 @@ import type { Test } from 'tap'
 import type { V1Node, V1Pod } from '@kubernetes/client-node'
 import { isClusterError, type Cluster } from '../../src/cluster.ts'
 import { deadlineSignal } from '../../src/timers.ts'
+import { nodeRef } from '../../src/remediation/store.ts'
 
 /**
  * The semantics every Cluster implementation owes the engine, checked the same way on the
@@ -224,13 +225,26 @@ export async function clusterContract (t: Test, name: string, setup: () => Promi
 
     await t.test('recordEvent records an Event about the node', async t => {
       const node = (await cluster.getNode(f.node))!
-      await cluster.recordEvent(node, { type: 'Normal', reason: 'ContractCheck', action: 'check', note: 'checked by the contract' })
-      await cluster.recordEvent(node, { type: 'Warning', reason: 'ContractWarning', action: 'check', note: 'a warning' })
+      await cluster.recordEvent(nodeRef(node), { type: 'Normal', reason: 'ContractCheck', action: 'check', note: 'checked by the contract' })
+      await cluster.recordEvent(nodeRef(node), { type: 'Warning', reason: 'ContractWarning', action: 'check', note: 'a warning' })
       const reasons = await wait('both events to be listed', async () => {
         const found = await f.eventReasons(f.node)
         return found.includes('ContractCheck') && found.includes('ContractWarning') && found
       })
       t.ok(reasons.includes('ContractCheck'))
+    })
+
+    await t.test('the controller state is written with optimistic concurrency', async t => {
+      const before = await cluster.readControllerState()
+      const key = 'contract.example.com/state'
+      const written = await cluster.writeControllerState({ [key]: '{"a":1}' }, before.version)
+      t.equal(written.annotations[key], '{"a":1}')
+      t.not(written.version, before.version, 'a write makes a new version')
+      t.same((await cluster.readControllerState()).annotations[key], '{"a":1}', 'read back')
+      const stale = await cluster.writeControllerState({ [key]: '{"a":2}' }, before.version).then(() => undefined, (err: unknown) => err)
+      t.ok(isClusterError(stale, 'conflict'), 'a stale version is refused')
+      const removed = await cluster.writeControllerState({ [key]: null }, written.version)
+      t.equal(removed.annotations[key], undefined, 'null removes the key')
     })
   })
 }
