@@ -62,6 +62,7 @@ export async function benchDrain () {
       concurrency: config.evictionConcurrency,
       excludeAnnotation: 'self-healing-controller.io/drain-exclude',
       forceDeleteOnTimeout: false,
+      fence: () => true,
       backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax },
       signal: new AbortController().signal,
       now: Date.now,

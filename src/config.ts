@@ -3,8 +3,10 @@ import { parseArgs } from 'node:util'
 import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { formatDuration, parseDuration } from './duration.ts'
+import { knownDisruptorTaints, parseBudget, parseDisruptorTaint } from './policy/budget.ts'
 import type { PolicyConfig } from './policy/config.ts'
-import type { ProviderAction } from './providers/provider.ts'
+import type { EngineConfig } from './remediation/engine.ts'
+import type { RequestedAction } from './remediation/record.ts'
 
 /**
  * Configuration from environment variables and CLI flags (a flag wins). One table says, for every
@@ -30,12 +32,19 @@ export const options = {
   logLevel: { schema: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), env: 'LOG_LEVEL', kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace.' },
   cluster: { schema: Type.Union([Type.Literal('sim'), Type.Literal('kubernetes')]), env: 'CLUSTER', kind: 'string', default: 'sim', help: 'sim (an in-memory demo cluster) or kubernetes (explicit, real).' },
   kubeconfig: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'KUBECONFIG', kind: 'string', help: 'Kubeconfig for CLUSTER=kubernetes; in-cluster credentials when unset.' },
-  maxConcurrentDrains: { schema: Type.Integer({ minimum: 1, maximum: 1000 }), env: 'MAX_CONCURRENT_DRAINS', kind: 'int', default: '1', help: 'Nodes that may be out of service because of us at once (cluster-wide).' },
+  maxConcurrentDrains: { schema: Type.Integer({ minimum: 1, maximum: 1000 }), env: 'MAX_CONCURRENT_DRAINS', kind: 'int', default: '1', help: 'Nodes held by us at once, cluster-wide: out of service because of us, or back but not yet proven fixed, or replaced and not yet replaced back.' },
+  poolMaxUnavailable: { schema: Type.String({ pattern: '^(?:[1-9]\\d*|(?:100|[1-9]\\d?)%)$' }), env: 'POOL_MAX_UNAVAILABLE', kind: 'string', default: '20%', help: 'Per pool, and per zone within it: nodes that may be out of service (whoever caused it) before no remediation starts there. A count or a percentage of the pool (rounded down, never below 1), like a PodDisruptionBudget\'s maxUnavailable.' },
+  disruptionTaints: { schema: Type.Array(Type.String({ minLength: 1 })), env: 'DISRUPTION_TAINTS', kind: 'list', default: '', help: 'More taint keys (KEY, or PREFIX* for a family) that mean another controller is taking a node away, besides the known ones (Karpenter, cluster-autoscaler, NTH, out-of-service, cloud shutdown).' },
+  verifyDwell: { schema: duration, env: 'VERIFY_DWELL', kind: 'duration', default: '5m', help: 'A fix is proven (and its slot freed) once the node has been Ready and schedulable this long without a re-fire.' },
+  replaceTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'REPLACE_TIMEOUT', kind: 'duration', default: '30m', help: 'How long the cloud has to remove a node whose machine is replaced elsewhere (and to make its pool whole again); then outcome replace-timeout.' },
+  remediationLadder: { schema: Type.Array(action, { minItems: 1 }), env: 'REMEDIATION_LADDER', kind: 'list', default: 'reboot,replace', help: 'What remediation="drain" means, rung by rung, for repeat remediations of one node within LADDER_WINDOW; past the last rung the node is quarantined.' },
+  ladderWindow: { schema: Type.Integer({ minimum: 1 }), env: 'LADDER_WINDOW', kind: 'duration', default: '24h', help: 'Remediations of one node within this window climb the ladder.' },
+  stormSettle: { schema: duration, env: 'STORM_SETTLE', kind: 'duration', default: '30s', help: 'No remediation starts until the fleet has had no new alerting node this long (keep it at least Alertmanager\'s group_wait).' },
+  alertTtl: { schema: Type.Integer({ minimum: 60_000 }), env: 'ALERT_TTL', kind: 'duration', default: '2h10m', help: 'A firing alert not repeated by Alertmanager within this long is stale and counts for nothing. Keep it above twice your repeat_interval plus group_interval.' },
   cooldown: { schema: duration, env: 'COOLDOWN', kind: 'duration', default: '30m', help: 'Per node: no new remediation this long after one ends.' },
   poolSpacing: { schema: duration, env: 'POOL_SPACING', kind: 'duration', default: '5m', help: 'Per pool: minimum time between two remediation starts.' },
   nodeLabels: { schema: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), env: 'NODE_LABELS', kind: 'list', default: 'node,kubernetes_node', help: 'Alert labels that may carry the node name, in order.' },
-  optInLabel: { schema: Type.String({ minLength: 1 }), env: 'OPT_IN_LABEL', kind: 'string', default: 'remediation', help: 'Alert label that opts in: drain (then PROVIDER_ACTION), reboot or replace.' },
-  providerAction: { schema: action, env: 'PROVIDER_ACTION', kind: 'string', default: 'replace', help: 'What remediation="drain" asks the provider for: reboot, replace or none.' },
+  optInLabel: { schema: Type.String({ minLength: 1 }), env: 'OPT_IN_LABEL', kind: 'string', default: 'remediation', help: 'Alert label that opts in: drain (then REMEDIATION_LADDER), reboot or replace.' },
   annotationPrefix: { schema: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }), env: 'ANNOTATION_PREFIX', kind: 'string', default: 'self-healing-controller.io', help: 'Prefix of the Node annotations that hold the persisted state.' },
   poolLabel: { schema: Type.String({ minLength: 1 }), env: 'POOL_LABEL', kind: 'string', default: 'pool', help: 'Node label naming its pool (circuit breaker and spacing scope).' },
   zoneLabel: { schema: Type.String({ minLength: 1 }), env: 'ZONE_LABEL', kind: 'string', default: 'topology.kubernetes.io/zone', help: 'Node label naming its zone.' },
@@ -65,7 +74,9 @@ export const options = {
   leaseRetryPeriod: { schema: Type.Integer({ minimum: 100 }), env: 'LEASE_RETRY_PERIOD', kind: 'duration', default: '2s', help: 'How often the Lease is renewed or tried.' },
   awsRegion: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'AWS_REGION', kind: 'string', help: 'Region for PROVIDER=aws. Default: the AWS SDK\'s own chain.' },
   awsAllowReplaceOutsideAsg: { schema: Type.Boolean(), env: 'AWS_ALLOW_REPLACE_OUTSIDE_ASG', kind: 'bool', default: 'false', help: 'Let PROVIDER=aws terminate instances outside an Auto Scaling group (nothing replaces them).' },
-  reconcileInterval: { schema: Type.Integer({ minimum: 100 }), env: 'RECONCILE_INTERVAL', kind: 'duration', default: '10s', help: 'Longest time between two reconcile passes (changes trigger one sooner).' }
+  reconcileInterval: { schema: Type.Integer({ minimum: 100 }), env: 'RECONCILE_INTERVAL', kind: 'duration', default: '1m', help: 'Fallback: the longest time between two reconcile passes. Changes and due times (cooldowns, dwells, deadlines, expiries) wake the engine on time.' },
+  resyncInterval: { schema: Type.Integer({ minimum: 1000 }), env: 'RESYNC_INTERVAL', kind: 'duration', default: '5m', help: 'Safety net: how often every node is re-read from the watch cache and re-examined.' },
+  writeConcurrency: { schema: Type.Integer({ minimum: 1, maximum: 100 }), env: 'WRITE_CONCURRENCY', kind: 'int', default: '16', help: 'Node writes in flight at once (a storm is absorbed in seconds without flooding the API server).' }
 } satisfies Record<string, Option>
 
 type Schemas = { [K in keyof typeof options]: (typeof options)[K]['schema'] }
@@ -191,7 +202,7 @@ export function resolveCredentials (config: Config): { config: ServiceConfig, cr
 }
 
 export function policyOf (config: Config): PolicyConfig {
-  const optInActions: Record<string, ProviderAction> = { drain: config.providerAction, reboot: 'reboot', replace: 'replace' }
+  const optInActions: Record<string, RequestedAction> = { drain: 'ladder', reboot: 'reboot', replace: 'replace' }
   return {
     nodeLabels: config.nodeLabels,
     optInLabel: config.optInLabel,
@@ -207,9 +218,35 @@ export function policyOf (config: Config): PolicyConfig {
     breakerThreshold: config.breakerThreshold,
     breakerMinNodes: config.breakerMinNodes,
     breakerSettleMs: config.breakerSettle,
+    stormSettleMs: config.stormSettle,
     maxConcurrentDrains: config.maxConcurrentDrains,
+    poolMaxUnavailable: parseBudget(config.poolMaxUnavailable)!,
+    disruptorTaints: [...knownDisruptorTaints, ...config.disruptionTaints.map(parseDisruptorTaint)],
+    ladder: config.remediationLadder,
+    ladderWindowMs: config.ladderWindow,
     drainTimeoutMs: config.drainTimeout,
-    rebootTimeoutMs: config.rebootTimeout
+    rebootTimeoutMs: config.rebootTimeout,
+    replaceTimeoutMs: config.replaceTimeout,
+    verifyDwellMs: config.verifyDwell,
+    alertTtlMs: config.alertTtl
+  }
+}
+
+/** The engine's settings: the policy and how the shell paces its work. */
+export function engineConfigOf (config: Config): EngineConfig {
+  return {
+    policy: policyOf(config),
+    annotationPrefix: config.annotationPrefix,
+    dryRun: config.dryRun,
+    reconcileIntervalMs: config.reconcileInterval,
+    resyncIntervalMs: config.resyncInterval,
+    writeConcurrency: config.writeConcurrency,
+    providerTimeoutMs: config.providerTimeout,
+    drain: {
+      concurrency: config.evictionConcurrency,
+      backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax },
+      forceDeleteOnTimeout: config.forceDeleteOnTimeout
+    }
   }
 }
 

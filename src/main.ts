@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino'
 import { createPrometheusCheck } from './alerts/prometheus.ts'
 import type { Cluster } from './cluster.ts'
-import { ConfigError, describeConfig, helpText, parseConfig, policyOf, resolveCredentials, type ServiceConfig } from './config.ts'
+import { ConfigError, describeConfig, engineConfigOf, helpText, parseConfig, policyOf, resolveCredentials, type ServiceConfig } from './config.ts'
 import { buildApp } from './http/app.ts'
 import { createMetrics } from './metrics.ts'
 import { connectKubernetes } from './kube/connect.ts'
@@ -71,6 +71,7 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     return 2
   }
   const { cluster, provider, elector: elect, close } = connected
+  let elector: Elector | undefined
   const metrics = createMetrics()
   const policy = policyOf(config)
   const engine = createEngine({
@@ -78,19 +79,10 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     provider: withRetries(provider, { deadlineMs: config.providerTimeout, initialDelayMs: 1000, maxDelayMs: 30_000 }),
     metrics,
     log,
-    config: {
-      policy,
-      annotationPrefix: config.annotationPrefix,
-      dryRun: config.dryRun,
-      reconcileIntervalMs: config.reconcileInterval,
-      drain: {
-        concurrency: config.evictionConcurrency,
-        backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax },
-        forceDeleteOnTimeout: config.forceDeleteOnTimeout
-      }
-    },
+    config: engineConfigOf(config),
     ...(config.prometheusUrl === undefined ? {} : { prometheusCheck: createPrometheusCheck(config.prometheusUrl, config.nodeLabels) }),
-    startAsLeader: elect === undefined
+    startAsLeader: elect === undefined,
+    leaseValid: () => elector?.leaseValid() ?? true
   })
   const app = await buildApp({
     engine,
@@ -109,7 +101,7 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   }, { loggerInstance: log })
 
   engine.start()
-  const elector = elect?.(engine)
+  elector = elect?.(engine)
   await app.listen({ host: config.host, port: config.port })
 
   let stopping = false

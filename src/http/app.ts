@@ -87,7 +87,8 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
       response: { 202: DecisionsBody, ...errors }
     }
   }, async (request, reply) => {
-    const decisions = await engine.intake(request.body.alerts, 'alertmanager', options.dryRun)
+    const { alerts, truncatedAlerts, groupKey } = request.body
+    const decisions = await engine.intake(alerts, 'alertmanager', options.dryRun, { truncatedAlerts: truncatedAlerts ?? 0, ...(groupKey === undefined ? {} : { groupKey }) })
     const truncated = request.body.truncatedAlerts ?? 0
     if (truncated > 0) request.log.warn({ truncated, groupKey: request.body.groupKey }, 'Alertmanager truncated this notification (max_alerts); the cut alerts were not seen')
     return reply.code(202).send({ dryRun: options.dryRun, truncatedAlerts: truncated, decisions })

@@ -1,110 +1,105 @@
-import { iso } from '../time.ts'
-import type { NodeView, Snapshot } from '../remediation/snapshot.ts'
+import { iso, parseTime } from '../time.ts'
+import type { ScopeUsage } from './budget.ts'
 import type { Block, PolicyConfig } from './config.ts'
 
 /**
  * When a large share of a pool (or of one zone within it) alerts at once, the cause is almost
  * never the nodes: it is the signal, the network or a dependency. Draining would make it worse.
- * The breaker opens per scope, stays open until the share has been below the threshold for a
- * settle time (no latching on one good sample), and then lets the semaphore pace the backlog.
+ *
+ * Order-independent by construction: nothing here depends on how a storm was split into
+ * notifications, which replica received them, or how fast the API answered.
+ * - The breaker's state is derived from the persisted records: a scope is open while the nodes
+ *   that alerted within BREAKER_SETTLE reach the threshold of its capacity (nodes out of service
+ *   for other reasons are not capacity). So it stays open until the share has been below the
+ *   threshold for the settle time, and every replica computes the same answer.
+ * - No remediation starts until the fleet has seen no new alerting node for STORM_SETTLE: a storm
+ *   delivered node by node is recorded whole before anything is decided.
+ * - Closing is paced (slow start): after a storm, starts in that scope resume one at a time and
+ *   the allowance doubles only after each proven fix. That memory is persisted in the fleet state.
  */
-export type BreakerScope = { key: string, alerting: number, size: number }
-export type BreakerState = { openSince: string, belowSince?: string }
-/** Open breakers by scope key. Kept by the shell between evaluations; everything else is derived. */
-export type BreakerMemory = ReadonlyMap<string, BreakerState>
 
-export function scopesOf (node: Pick<NodeView, 'pool' | 'zone'>): string[] {
-  return [`pool=${node.pool}`, `pool=${node.pool},zone=${node.zone}`]
+export function breakerOpen (usage: ScopeUsage, alerting: number, config: Pick<PolicyConfig, 'breakerThreshold' | 'breakerMinNodes'>): boolean {
+  const capacity = usage.size - (usage.outOfService - usage.ours)
+  return alerting >= config.breakerMinNodes && alerting >= config.breakerThreshold * Math.max(1, capacity)
 }
 
-export function isAlerting (node: NodeView): boolean {
-  return node.record?.alert?.status === 'firing'
-}
-
-export function measureScopes (snapshot: Snapshot): Map<string, BreakerScope> {
-  const scopes = new Map<string, BreakerScope>()
-  // One pair of scope records per pool/zone place, found without building keys for every node.
-  const places = new Map<string, BreakerScope[]>()
-  for (const node of snapshot.values()) {
-    const place = `${node.pool}\0${node.zone}`
-    let pair = places.get(place)
-    if (pair === undefined) {
-      pair = scopesOf(node).map(key => {
-        const scope = scopes.get(key) ?? { key, alerting: 0, size: 0 }
-        scopes.set(key, scope)
-        return scope
-      })
-      places.set(place, pair)
-    }
-    const alerting = isAlerting(node) ? 1 : 0
-    for (const scope of pair) {
-      scope.alerting += alerting
-      scope.size += 1
-    }
+export function breakerBlock (usage: ScopeUsage, alerting: number, config: Pick<PolicyConfig, 'breakerThreshold' | 'breakerMinNodes' | 'breakerSettleMs'>): Block | undefined {
+  if (!breakerOpen(usage, alerting, config)) return undefined
+  return {
+    rule: 'circuit-breaker',
+    scope: usage.key,
+    reason: `circuit breaker open for ${usage.key}: at least ${Math.round(config.breakerThreshold * 100)}% of its nodes alerted within BREAKER_SETTLE`,
+    detail: { alerting, capacity: usage.size - (usage.outOfService - usage.ours), threshold: config.breakerThreshold, settleSeconds: config.breakerSettleMs / 1000 }
   }
-  return scopes
 }
 
-function tripped (scope: BreakerScope | undefined, config: PolicyConfig): boolean {
-  return scope !== undefined && scope.alerting >= config.breakerMinNodes && scope.alerting / scope.size >= config.breakerThreshold
+/** Fleet-wide: a new alerting node less than STORM_SETTLE ago means the storm's picture may be incomplete. */
+export function stormSettleBlock (lastNewAlertingAt: number | undefined, now: number, config: Pick<PolicyConfig, 'stormSettleMs'>): Block | undefined {
+  if (lastNewAlertingAt === undefined || now - lastNewAlertingAt >= config.stormSettleMs) return undefined
+  const settled = lastNewAlertingAt + config.stormSettleMs
+  return {
+    rule: 'storm-settle',
+    reason: 'a new alerting node was recorded less than STORM_SETTLE ago; waiting until the fleet has been quiet that long',
+    detail: { lastNewAlertAt: iso(lastNewAlertingAt), settledAt: iso(settled) },
+    until: settled
+  }
 }
 
-/** The breakers after looking at the fleet at `now`. Scopes that closed are dropped. */
-export function updateBreakers (memory: BreakerMemory, snapshot: Snapshot, now: number, config: PolicyConfig): Map<string, BreakerState> {
-  const scopes = measureScopes(snapshot)
-  const next = new Map<string, BreakerState>()
-  for (const scope of scopes.values()) {
-    if (tripped(scope, config) && !memory.has(scope.key)) next.set(scope.key, { openSince: iso(now) })
+/** Persisted per scope once its breaker has opened: when, when it closed, and fixes proven since. */
+export type BreakerMemory = { openSince: string, closedAt?: string, proven: number }
+
+/** How many of our slots a recovering scope may hold: one, doubling with each proven fix. */
+export function slowStartAllowance (memory: BreakerMemory | undefined): number {
+  if (memory === undefined) return Infinity
+  if (memory.closedAt === undefined) return 0
+  return 2 ** memory.proven
+}
+
+export function slowStartBlock (usage: ScopeUsage, memory: BreakerMemory | undefined): Block | undefined {
+  const allowance = slowStartAllowance(memory)
+  if (usage.slots < allowance || memory?.closedAt === undefined) return undefined
+  return {
+    rule: 'slow-start',
+    scope: usage.key,
+    reason: `${usage.key} is recovering from a storm (breaker closed at ${memory.closedAt}): one remediation at a time, doubling after each proven fix`,
+    detail: { held: usage.slots, allowance, proven: memory.proven }
   }
-  for (const [key, state] of memory) {
-    if (tripped(scopes.get(key), config)) {
-      next.set(key, { openSince: state.openSince })
-    } else {
-      const belowSince = state.belowSince ?? iso(now)
-      if (now - Date.parse(belowSince) < config.breakerSettleMs) next.set(key, { openSince: state.openSince, belowSince })
-    }
-  }
-  return next
 }
 
 /**
- * What the open breakers block, as a lookup per node. Blocks are built once per scope: in a storm
- * every node of the pool asks, and they all get the same answer.
+ * The persisted breaker memory after looking at the fleet: a scope that is open now is
+ * remembered; one that was open and is not any more is marked closed (slow start begins); a
+ * recovered scope whose allowance reaches MAX_CONCURRENT_DRAINS is forgotten. Returns the same
+ * map when nothing changed, so the shell writes only on change.
  */
-export function breakerBlocks (memory: BreakerMemory, config: PolicyConfig): (node: NodeView) => Block | undefined {
-  if (memory.size === 0) return () => undefined
-  const blocks = new Map<string, Block>()
-  for (const [key, state] of memory) {
-    const settling = state.belowSince === undefined
-      ? `at or above ${Math.round(config.breakerThreshold * 100)}% of nodes alerting`
-      : `below the threshold since ${state.belowSince}, settling for ${config.breakerSettleMs / 1000}s`
-    blocks.set(key, { rule: 'circuit-breaker', scope: key, reason: `circuit breaker open for ${key} since ${state.openSince} (${settling})` })
+export function updateBreakerMemory (memory: ReadonlyMap<string, BreakerMemory>, open: ReadonlySet<string>, now: number, config: Pick<PolicyConfig, 'maxConcurrentDrains'>): ReadonlyMap<string, BreakerMemory> {
+  let next: Map<string, BreakerMemory> | undefined
+  const change = (key: string, value: BreakerMemory | undefined) => {
+    next ??= new Map(memory)
+    if (value === undefined) next.delete(key)
+    else next.set(key, value)
   }
-  const byPlace = new Map<string, Block | undefined>()
-  return node => {
-    const place = `${node.pool}\0${node.zone}`
-    if (!byPlace.has(place)) {
-      const [pool, zone] = scopesOf(node)
-      byPlace.set(place, blocks.get(pool!) ?? blocks.get(zone!))
-    }
-    return byPlace.get(place)
+  for (const key of open) {
+    const known = memory.get(key)
+    if (known === undefined) change(key, { openSince: iso(now), proven: 0 })
+    else if (known.closedAt !== undefined) change(key, { openSince: iso(now), proven: 0 })
   }
+  for (const [key, known] of memory) {
+    if (open.has(key)) continue
+    if (known.closedAt === undefined) change(key, { ...known, closedAt: iso(now), proven: 0 })
+    else if (slowStartAllowance(known) >= config.maxConcurrentDrains) change(key, undefined)
+  }
+  return next ?? memory
 }
 
-export function breakerBlock (node: NodeView, memory: BreakerMemory, config: PolicyConfig): Block | undefined {
-  return breakerBlocks(memory, config)(node)
-}
-
-/**
- * After a restart the memory is gone; nodes still deferred by the breaker prove it was open, so
- * those scopes start open and settling rather than closed.
- */
-export function recoverBreakers (snapshot: Snapshot, now: number): Map<string, BreakerState> {
-  const memory = new Map<string, BreakerState>()
-  for (const node of snapshot.values()) {
-    const deferred = node.record?.phase === 'pending' ? node.record.deferred : undefined
-    if (deferred?.scope === undefined) continue
-    memory.set(deferred.scope, { openSince: node.record!.since, belowSince: iso(now) })
+/** A fix proven in a recovering scope doubles its allowance. */
+export function recordProvenFix (memory: ReadonlyMap<string, BreakerMemory>, scopes: readonly string[], provenAt: number): ReadonlyMap<string, BreakerMemory> {
+  let next: Map<string, BreakerMemory> | undefined
+  for (const key of scopes) {
+    const known = memory.get(key)
+    if (known?.closedAt === undefined || parseTime(known.closedAt) > provenAt) continue
+    next ??= new Map(memory)
+    next.set(key, { ...known, proven: known.proven + 1 })
   }
-  return memory
+  return next ?? memory
 }

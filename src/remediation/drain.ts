@@ -2,6 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { isClusterError, type Cluster } from '../cluster.ts'
 import { deadlineSignal, sleep } from '../timers.ts'
+import { FencedError } from './store.ts'
 
 /**
  * Drains one node through the Eviction API, so PodDisruptionBudgets are respected: several pods
@@ -22,6 +23,8 @@ export type DrainOptions = {
   backoff: { initialMs: number, maxMs: number }
   /** Aborted when the drain must stop: an operator uncordoned the node, leadership was lost, shutdown. */
   signal: AbortSignal
+  /** Asked right before every eviction: false means this replica may no longer act. */
+  fence: () => boolean
   now: () => number
   log: Logger
   onEviction?: (result: 'evicted' | 'blocked' | 'error') => void
@@ -68,6 +71,7 @@ export async function drainNode (options: DrainOptions): Promise<DrainResult> {
     for (let attempt = 0; ; attempt++) {
       const backoff = Math.min(options.backoff.maxMs, options.backoff.initialMs * 2 ** attempt)
       let wait = backoff
+      if (!options.fence()) throw new FencedError(`eviction of ${name}`)
       try {
         const answer = await cluster.evictPod(pod.metadata!.namespace!, pod.metadata!.name!)
         if (answer.status !== 'blocked') {

@@ -1,26 +1,42 @@
+import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import type { FiringCheck } from '../alerts/prometheus.ts'
 import { toNodeAlert, type NodeAlert } from '../alerts/node-alert.ts'
 import type { WebhookAlert } from '../alerts/webhook.ts'
 import type { Cluster } from '../cluster.ts'
-import type { Metrics } from '../metrics.ts'
-import { measureScopes, recoverBreakers, updateBreakers, type BreakerState } from '../policy/circuit-breaker.ts'
-import type { PolicyConfig } from '../policy/config.ts'
-import { drainsInFlight } from '../policy/semaphore.ts'
+import { forEachLimited } from '../concurrency.ts'
+import type { FleetReading, Metrics } from '../metrics.ts'
+import { allowedUnavailable, holdsSlot, outOfServiceCause, scopeKeys, type ScopeUsage } from '../policy/budget.ts'
+import { breakerOpen, recordProvenFix, updateBreakerMemory } from '../policy/circuit-breaker.ts'
+import { persisted, type Block, type PolicyConfig } from '../policy/config.ts'
+import { drivingAlert, liveAlerts } from '../policy/expiry.ts'
 import type { Provider } from '../providers/provider.ts'
-import { applyNodeAlerts, decide, groupByNode, triage, type AlertOutcome, type Decision } from './intake.ts'
-import { phases, type NodeRecord } from './record.ts'
-import { planReconcile, type Step } from './schedule.ts'
-import { overlay, type NodeView, type Snapshot } from './snapshot.ts'
-import { createNodeStore } from './store.ts'
-import { cancelPending, cooldownOver, deferPending, endCooldown, operatorUncordoned, startRemediation, uncordonedByOperator, type Change } from './transitions.ts'
+import { iso, parseTime } from '../time.ts'
+import { createFleet } from './fleet.ts'
+import type { DepartedEntry, FleetState } from './fleet-state.ts'
+import { decide, groupByNode, applyNodeAlerts, triage, type AlertOutcome, type Decision } from './intake.ts'
+import type { NodeRecord, Phase } from './record.ts'
+import { dueAt, nextToStart, planNode, progressDeparted, type Gates, type Start, type Step } from './schedule.ts'
+import type { NodeView } from './snapshot.ts'
+import { createFleetStateStore, createNodeStore, FencedError, sameView } from './store.ts'
+import {
+  cancelPending, deferPending, endCooldown, failRemediation, fixProven, notFixed, operatorUncordoned,
+  interruptDwell, resumeDwell, returnToService, startRemediation, takenOverWhileVerifying, uncordonedByOperator, type Change
+} from './transitions.ts'
 import { remediateNode, type WorkerDeps } from './worker.ts'
 
 export type EngineConfig = {
   policy: PolicyConfig
   annotationPrefix: string
   dryRun: boolean
+  /** Fallback: the longest time between two passes when no change or timer wakes the engine. */
   reconcileIntervalMs: number
+  /** Safety net: how often every node is re-read from the cache and re-examined. */
+  resyncIntervalMs: number
+  /** Node writes in flight at once during a storm. */
+  writeConcurrency: number
+  /** Deadline of one provider call, retries included: how long `remediating` may last. */
+  providerTimeoutMs: number
   drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean }
 }
 
@@ -35,69 +51,258 @@ export type EngineDeps = {
   prometheusCheck?: FiringCheck
   /** False when a leader election decides (setLeader); a lone replica leads from the start. */
   startAsLeader?: boolean
+  /** The elector's word that the lease is certainly still ours; asked before every write. */
+  leaseValid?: () => boolean
+  /** Blocks the operator's controls add (pause, maintenance windows). */
+  gates?: Gates
 }
 
 export type NodeStatus = {
   name: string
+  uid: string
   pool: string
   zone: string
   unschedulable: boolean
   phase: NodeRecord['phase']
   since: string | null
   reason: string
-  alert: NonNullable<NodeRecord['alert']> | null
-  deferred: NonNullable<NodeRecord['deferred']> | null
+  /** The alert that drives (or last drove) the node. */
+  alert: NodeRecord['alerts'][number] | null
+  alerts: NodeRecord['alerts']
+  deferred: (Omit<Block, 'until'>) | null
+  outOfService: { cause: string, by: 'us' | 'others' } | null
+  veto: NodeView['veto'] | null
   cooldownUntil: string | null
   drainDeadline: string | null
   outcome: string | null
   transitions: NodeRecord['history']
 }
 
+export type BudgetStatus = {
+  maxConcurrentDrains: number
+  ours: number
+  pools: Array<{
+    pool: string
+    size: number
+    budget: number
+    outOfService: { ours: number, others: number, causes: Record<string, number> }
+    breaker: { open: boolean, since?: string, closedAt?: string, proven?: number }
+    zones: Array<{ zone: string, size: number, budget: number, outOfService: { ours: number, others: number, causes: Record<string, number> } }>
+  }>
+  departed: DepartedEntry[]
+}
+
 export type Engine = ReturnType<typeof createEngine>
 
 /**
- * The imperative shell around the pure core: reads the cluster into a snapshot, asks the core,
- * persists each change on the Node before acting on it, and runs one worker per node that is
- * being remediated. Level-triggered: every pass starts again from the persisted states.
+ * The imperative shell around the pure core, in controller-runtime's shape: the watch cache feeds
+ * a fleet index (the only reader), a node change that matters to a rule queues that node, a pass
+ * reconciles the queued and the due nodes one at a time, then asks the fleet-wide schedule which
+ * pending nodes may start. Level-triggered: every decision starts again from the persisted states;
+ * every change is persisted on the Node before it is acted on; every write is fenced by the lease.
  */
 export function createEngine (deps: EngineDeps) {
   const { cluster, provider, config, metrics, log } = deps
   const now = deps.now ?? Date.now
   const policy = config.policy
+  const gates = deps.gates ?? {}
   const store = createNodeStore({ cluster, annotationPrefix: config.annotationPrefix, policy, metrics, log })
-  const { snapshot, persist } = store
-  const workerDeps: WorkerDeps = {
-    cluster, store, provider, policy, metrics, log, now,
-    drain: { ...config.drain, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }
-  }
+  const fleetState = createFleetStateStore({ cluster, annotationPrefix: config.annotationPrefix, log })
+  const fleet = createFleet(policy)
+  const objects = new Map<string, V1Node>()
+  const queue = new Set<string>()
+  const timers = new Map<string, NodeJS.Timeout>()
   const workers = new Map<string, { controller: AbortController, done: Promise<void> }>()
-  let breakers: Map<string, BreakerState> = new Map()
+  let fleetTimer: NodeJS.Timeout | undefined
+  let scheduleDirty = true
+  let loaded = false
+  let loading: Promise<void> | undefined
   let leader = deps.startAsLeader ?? true
   let recovered = false
+  let stopped = false
+  let intakesInFlight = 0
   let running: Promise<void> | undefined
   let again = false
   let ticker: NodeJS.Timeout | undefined
-  // Intake and reconcile passes take turns: a pass must see a whole notification, or a storm
-  // arriving in one notification could start a drain before the breaker has counted it.
-  let turn: Promise<unknown> = Promise.resolve()
-  const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = turn.then(fn)
-    turn = run.catch(() => {})
-    return run
-  }
+  let resyncTicker: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
   metrics.dryRun.set(config.dryRun ? 1 : 0)
   metrics.leader.set(leader ? 1 : 0)
 
-  async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean): Promise<Decision[]> {
+  /** May this replica act right now? Asked right before every write, eviction and provider call. */
+  const leading = () => leader && !stopped && (deps.leaseValid?.() ?? true)
+
+  const workerDeps: WorkerDeps = {
+    cluster, store, provider, policy, metrics, log, now,
+    fence: leading,
+    observed: (view, node) => observe(node, false, view),
+    drain: { ...config.drain, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }
+  }
+
+  function enqueue (name: string) {
+    queue.add(name)
+    scheduleDirty = true
+  }
+
+  /**
+   * A node as the cache (or our own write) shows it. A change no rule reads (a heartbeat, an image
+   * list, an unrelated annotation) is dropped here: it queues nothing and costs one comparison.
+   */
+  function observe (node: V1Node, deleted: boolean, known?: NodeView) {
+    const name = node.metadata!.name!
+    if (deleted) {
+      const gone = fleet.remove(name)
+      objects.delete(name)
+      clearTimeout(timers.get(name))
+      timers.delete(name)
+      if (gone !== undefined) {
+        scheduleDirty = true
+        if (holdsSlot(gone) && !config.dryRun) void recordDeparture(gone)
+        void kick()
+      }
+      return
+    }
+    const previous = objects.get(name)
+    if (previous !== undefined && Number(previous.metadata?.resourceVersion) > Number(node.metadata?.resourceVersion)) return
+    objects.set(name, node)
+    const view = known ?? store.toView(node)
+    const old = fleet.get(name)
+    if (old !== undefined && sameViewOf(old, view)) return
+    fleet.upsert(view)
+    enqueue(name)
+    void kick()
+  }
+  const sameViewOf = (a: NodeView, b: NodeView) => a === b || sameView(a, b)
+
+  /** The fleet from the cache's full list: at start, on leadership, and as a periodic safety net. */
+  async function load (): Promise<void> {
+    const nodes = await cluster.listNodes()
+    const present = new Set<string>()
+    for (const node of nodes) {
+      present.add(node.metadata!.name!)
+      observe(node, false)
+    }
+    for (const view of [...fleet.values()]) if (!present.has(view.name)) observe(objects.get(view.name) ?? { metadata: { name: view.name } }, true)
+    adopt(await fleetState.refresh())
+    if (unsavedDepartures.size > 0 && !config.dryRun) await saveDepartures().catch(err => log.warn({ err }, 'could not persist departed nodes yet'))
+    for (const view of fleet.values()) if (view.record !== undefined) queue.add(view.name)
+    scheduleDirty = true
+    loaded = true
+  }
+  const ensureLoaded = async () => {
+    if (loaded) return
+    loading ??= load().finally(() => { loading = undefined })
+    await loading
+  }
+
+  // Departures counted in memory but not yet persisted (the write failed): merged into every read.
+  const unsavedDepartures = new Map<string, DepartedEntry>()
+  function withDepartures (state: FleetState): FleetState {
+    let departed: Map<string, DepartedEntry> | undefined
+    for (const [name, entry] of unsavedDepartures) {
+      if (state.departed.get(name)?.uid === entry.uid) continue
+      departed ??= new Map(state.departed)
+      departed.set(name, entry)
+    }
+    return departed === undefined ? state : { ...state, departed }
+  }
+  /** The fleet state as stored, plus what is counted but not yet saved. */
+  const adopt = (state: FleetState) => fleet.setState(withDepartures(state))
+  async function saveDepartures () {
+    const saved = [...unsavedDepartures.keys()]
+    adopt(await fleetState.update(withDepartures))
+    for (const name of saved) unsavedDepartures.delete(name)
+  }
+
+  /**
+   * A node we held left the cluster: its slot and its place in the pool are kept until the pool is
+   * whole. Counted at once in memory (a pass must not hand the slot out meanwhile), then persisted.
+   */
+  async function recordDeparture (gone: NodeView) {
+    const at = now()
+    const present = [...fleet.values()].filter(v => v.pool === gone.pool && !v.deleting).length
+    const entry: DepartedEntry = {
+      node: gone.name,
+      uid: gone.uid,
+      pool: gone.pool,
+      zone: gone.zone,
+      ...(gone.record?.remediationId === undefined ? {} : { remediationId: gone.record.remediationId }),
+      goneAt: iso(at),
+      expected: present + 1,
+      deadline: iso(at + policy.replaceTimeoutMs)
+    }
+    unsavedDepartures.set(gone.name, entry)
+    adopt(fleet.state)
+    try {
+      await saveDepartures()
+      log.info({ node: gone.name, pool: gone.pool, expected: entry.expected }, `node ${gone.name} left the cluster while held; its slot is kept until pool ${gone.pool} is back at ${entry.expected} nodes`)
+      await cluster.recordEvent(controllerRef(), { type: 'Normal', reason: 'RemediationDeparted', action: 'depart', note: `node ${gone.name} (pool ${gone.pool}) left the cluster while held; its slot is kept until the pool is back at ${entry.expected} nodes in service for VERIFY_DWELL` }).catch(err => log.warn({ err }, 'could not record event'))
+    } catch (err) {
+      log.error({ err, node: gone.name }, 'could not persist a departed node; it is counted in memory and retried at the next resync')
+    }
+    scheduleDirty = true
+    void kick()
+  }
+  const controllerRef = () => ({ kind: 'Lease' as const, name: 'self-healing-controller', namespace: 'self-healing-controller' })
+
+  /** Persists one node's change (fenced for leader steps) and feeds the result back into the fleet. */
+  async function persist (name: string, decideChange: (view: NodeView) => Change | undefined, fenced = true): Promise<NodeView | undefined> {
+    const result = await store.persist(name, objects.get(name), decideChange, fenced ? leading : undefined)
+    if (result === undefined) return undefined
+    observe(result.node, false, result.view)
+    return result.view
+  }
+
+  // ---- intake (any replica) -----------------------------------------------------------------
+
+  /** The fleet-wide rules' answer for pending nodes, computed once per call. */
+  function blocksNow (at: number): (name: string) => Block | undefined {
+    let schedule: ReturnType<typeof nextToStart> | undefined
+    return name => {
+      schedule ??= nextToStart(fleet, at, policy, gates)
+      return schedule.blocked.get(name)
+    }
+  }
+
+  /** Applies `changes` to the fleet, runs `fn`, and puts the fleet back: what a dry-run request needs. */
+  function withChanges<T> (changes: ReadonlyMap<string, Change>, fn: () => T): T {
+    const originals: NodeView[] = []
+    for (const [name, change] of changes) {
+      const view = fleet.get(name)
+      if (view === undefined) continue
+      originals.push(view)
+      fleet.upsert({ ...view, record: change.record, unschedulable: change.unschedulable ?? view.unschedulable })
+    }
+    try {
+      return fn()
+    } finally {
+      for (const view of originals) fleet.upsert(view)
+    }
+  }
+
+  type Notification = { truncatedAlerts?: number, groupKey?: string }
+
+  async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean, notification: Notification = {}): Promise<Decision[]> {
+    await ensureLoaded()
     const at = now()
     for (const alert of webhookAlerts) metrics.alertsReceived.inc({ source, status: alert.status })
-    // Decided on the cached fleet first: a dry run, or a notification that changes nothing (most
-    // are Alertmanager's repeats), is answered without waiting for a turn or touching the API.
-    const preview = triage(webhookAlerts, await snapshot(), at, policy, breakers, source)
-    const decisions = dryRun || config.dryRun || preview.changes.size === 0
-      ? preview.decisions
-      : await inTurn(() => persistNotification(webhookAlerts.map(alert => toNodeAlert(alert, policy, source)), at))
+    const alerts = webhookAlerts.map(alert => toNodeAlert(alert, policy, source))
+    const preview = triage(alerts, fleet, at, policy)
+    let decisions: Decision[]
+    if (dryRun || config.dryRun) {
+      decisions = withChanges(preview.changes, () => decide(alerts, preview.outcomes, blocksNow(at)))
+    } else {
+      intakesInFlight++
+      try {
+        const outcomes = await persistNotification(alerts, preview.changes, at)
+        await noteTruncation(alerts, notification, at)
+        decisions = decide(alerts, outcomes, blocksNow(at))
+      } finally {
+        intakesInFlight--
+      }
+      scheduleDirty = true
+      void kick()
+    }
     for (const decision of decisions) {
       metrics.decisions.inc({ action: decision.action })
       if (decision.rule !== undefined && decision.action !== 'remediate') metrics.blocked.inc({ rule: decision.rule })
@@ -106,183 +311,408 @@ export function createEngine (deps: EngineDeps) {
     return decisions
   }
 
-  /** Persists what a notification changes, node by node, then decides on the result. */
-  async function persistNotification (alerts: readonly NodeAlert[], at: number): Promise<Decision[]> {
-    const current = await snapshot()
-    const outcomes: AlertOutcome[] = new Array(alerts.length)
-    const changed = new Map<string, NodeView>()
-    for (const [name, indexes] of groupByNode(alerts)) {
+  /** Persists what a notification changes, node by node and several at a time; the outcomes of the last decision per node. */
+  async function persistNotification (alerts: readonly NodeAlert[], changes: ReadonlyMap<string, Change>, at: number): Promise<AlertOutcome[]> {
+    const outcomes = triage(alerts, fleet, at, policy).outcomes
+    const groups = groupByNode(alerts)
+    await forEachLimited(changes.keys(), config.writeConcurrency, async name => {
+      const indexes = groups.get(name)!
       const own = indexes.map(i => alerts[i]!)
       const keep = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
-      const known = name === undefined ? undefined : current.get(name)
-      const preview = applyNodeAlerts(known, own, at, policy)
-      keep(preview)
-      // Nothing to write (a repeat notification, an ignored alert): no read, no write.
-      if (preview.change === undefined || known === undefined) continue
-      const applied = await persist(known.name, view => {
+      const applied = await persist(name, view => {
         const result = applyNodeAlerts(view, own, at, policy)
         keep(result)
         return result.change
-      })
+      }, false)
       if (applied === undefined) keep(applyNodeAlerts(undefined, own, at, policy))
-      else changed.set(known.name, applied)
-    }
-    if (changed.size > 0) void kick()
-    return decide(alerts, outcomes, overlay(current, changed), at, policy, breakers)
+    })
+    return outcomes
   }
 
-  function updateGauges (current: Snapshot) {
-    const counts = new Map<string, number>(phases.map(phase => [phase, 0]))
-    for (const view of current.values()) if (view.record !== undefined) counts.set(view.record.phase, counts.get(view.record.phase)! + 1)
-    for (const [phase, count] of counts) metrics.nodesInPhase.set({ phase }, count)
-    metrics.drainsInFlight.set(drainsInFlight(current))
-    metrics.breakerOpen.reset()
-    for (const key of measureScopes(current).keys()) metrics.breakerOpen.set({ scope: key }, breakers.has(key) ? 1 : 0)
+  /**
+   * A truncated notification (Alertmanager's max_alerts) hides alerts: its pools start nothing
+   * until the picture is complete again — a later untruncated notification of the same group.
+   */
+  async function noteTruncation (alerts: readonly NodeAlert[], notification: Notification, at: number) {
+    const groupKey = notification.groupKey ?? ''
+    const hidden = notification.truncatedAlerts ?? 0
+    if (hidden === 0 && !fleet.state.doubts.has(groupKey)) return
+    const pools = [...new Set(alerts.map(alert => alert.node === undefined ? undefined : fleet.get(alert.node)?.pool).filter(pool => pool !== undefined))]
+    const state = await fleetState.update(state => {
+      const doubts = new Map(state.doubts)
+      if (hidden === 0) doubts.delete(groupKey)
+      else if (state.doubts.get(groupKey)?.hidden !== hidden) doubts.set(groupKey, { groupKey, pools, since: iso(at), hidden })
+      else return state
+      return { ...state, doubts }
+    })
+    adopt(state)
   }
+
+  // ---- reconcile (leader) -------------------------------------------------------------------
 
   /**
    * Before a drain starts: the alert must still be firing, and Prometheus (when configured) must
    * agree. Returns undefined to go ahead, or what to record on the pending node instead.
    */
   async function recheck (view: NodeView): Promise<((record: NodeRecord) => Change | undefined) | undefined> {
-    const alert = view.record!.alert!
+    const alert = drivingAlert(liveAlerts(view.record, now(), policy))
+    if (alert === undefined) return record => cancelPending(record, now(), 'no alert of the node counts any more')
     if (deps.prometheusCheck === undefined || alert.source === 'fault') return undefined
     try {
       if (await deps.prometheusCheck(alert.alertname, view.name)) return undefined
       return record => cancelPending(record, now(), `recheck: Prometheus no longer reports ${alert.alertname} firing for ${view.name}`)
     } catch (err) {
-      return record => deferPending(record, { rule: 'recheck', reason: `cannot confirm the alert with Prometheus (${(err as Error).message}); not draining` })
+      metrics.sourceUp.set({ source: 'prometheus' }, 0)
+      return record => deferPending(record, { rule: 'recheck', reason: `cannot confirm the alert with Prometheus (${(err as Error).message.split('\n')[0]}); not draining` })
     }
   }
 
   const samePending = (view: NodeView, expected: NodeView) =>
     view.record?.phase === 'pending' && view.record.since === expected.record?.since
 
-  async function execute (step: Step, current: Snapshot) {
-    const expected = current.get(step.node)!
+  async function start (next: Start) {
+    const expected = fleet.get(next.node)
+    if (expected?.record?.phase !== 'pending') return
+    const hold = await recheck(expected)
+    if (hold !== undefined) {
+      await persist(next.node, view => samePending(view, expected) ? hold(view.record!) : undefined)
+      return
+    }
+    if (deps.prometheusCheck !== undefined) metrics.sourceUp.set({ source: 'prometheus' }, 1)
+    const started = await persist(next.node, view => samePending(view, expected) ? startRemediation(view, next.action, now(), policy) : undefined)
+    if (started?.record?.phase === 'cordoned') spawn(next.node)
+  }
+
+  async function execute (step: Step) {
+    const name = step.node
     switch (step.kind) {
-      case 'start': {
-        const hold = await recheck(expected)
-        if (hold !== undefined) {
-          await persist(step.node, view => samePending(view, expected) ? hold(view.record!) : undefined)
-          return
-        }
-        const started = await persist(step.node, view => samePending(view, expected) ? startRemediation(view, now()) : undefined)
-        if (started?.record?.phase === 'cordoned') spawn(step.node)
-        return
-      }
-      case 'defer':
-        await persist(step.node, view => samePending(view, expected) ? deferPending(view.record!, step.block) : undefined)
+      case 'cancel':
+        await persist(name, view => view.record?.phase === 'pending' && liveAlerts(view.record, now(), policy).length === 0 ? cancelPending(view.record, now(), step.reason) : undefined)
         return
       case 'resume':
-        spawn(step.node)
+        spawn(name)
         return
       case 'operator-uncordoned': {
-        const worker = workers.get(step.node)
+        const worker = workers.get(name)
         worker?.controller.abort(new Error('node made schedulable by someone else'))
         await worker?.done
-        await persist(step.node, view => uncordonedByOperator(view) ? operatorUncordoned(view.record!, now(), policy) : undefined)
+        await persist(name, view => uncordonedByOperator(view) ? operatorUncordoned(view.record!, now(), policy) : undefined)
+        return
+      }
+      case 'back-in-service':
+        await persist(name, view => view.record?.phase === 'rebooting' && planNode(view, now(), policy)?.kind === 'back-in-service'
+          ? returnToService(view.record, now(), `node Ready again on a new boot (${view.bootID})`)
+          : undefined)
+        return
+      case 'timeout':
+        await persist(name, view => planNode(view, now(), policy)?.kind === 'timeout' ? failRemediation(view.record!, now(), step.outcome, step.reason) : undefined)
+        return
+      case 'interrupt-dwell':
+        await persist(name, view => planNode(view, now(), policy)?.kind === 'interrupt-dwell' ? interruptDwell(view.record!, now()) : undefined)
+        return
+      case 'resume-dwell':
+        await persist(name, view => planNode(view, now(), policy)?.kind === 'resume-dwell' ? resumeDwell(view.record!, now()) : undefined)
+        return
+      case 'taken-over':
+        await persist(name, view => {
+          const plan = planNode(view, now(), policy)
+          return plan?.kind === 'taken-over' ? takenOverWhileVerifying(view.record!, now(), plan.cause, policy) : undefined
+        })
+        return
+      case 'proven': {
+        const proven = await persist(name, view => planNode(view, now(), policy)?.kind === 'proven' ? fixProven(view.record!, now(), policy) : undefined)
+        if (proven?.record?.phase === 'cooldown') await noteProvenFix(proven, now())
         return
       }
       case 'end-cooldown':
-        await persist(step.node, view => cooldownOver(view, now()) ? endCooldown(view.record!, now()) : undefined)
+        await persist(name, view => planNode(view, now(), policy)?.kind === 'end-cooldown' ? endCooldown(view.record!, now()) : undefined)
+        return
+      case 'not-fixed':
+        await persist(name, view => planNode(view, now(), policy)?.kind === 'not-fixed' ? notFixed(view.record!, now(), step.reason) : undefined)
     }
   }
 
-  async function reconcileOnce () {
-    if (!leader || config.dryRun) return
-    const at = now()
-    const current = await snapshot()
-    if (!recovered) {
-      breakers = recoverBreakers(current, at)
-      recovered = true
-      log.info({ tracked: [...current.values()].filter(v => v.record !== undefined).length, openBreakers: [...breakers.keys()] }, 'recovered state from the cluster')
-    }
-    breakers = updateBreakers(breakers, current, at, policy)
-    updateGauges(current)
-    for (const step of planReconcile(current, at, policy, breakers)) {
-      try {
-        await execute(step, current)
-      } catch (err) {
-        log.error({ err, step }, 'reconcile step failed; the next pass retries it')
+  async function noteProvenFix (place: { pool: string, zone: string }, at: number) {
+    const scopes = scopeKeys(place)
+    const state = await fleetState.update(state => {
+      const breakers = recordProvenFix(state.breakers, scopes, at)
+      return breakers === state.breakers ? state : { ...state, breakers }
+    }, leading)
+    adopt(state)
+  }
+
+  /** Fleet-wide memory: departed nodes' progress and the breakers' slow start, written only on change. */
+  async function reconcileFleetState (at: number): Promise<number | undefined> {
+    const departed = progressDeparted(fleet, at, policy)
+    const open = new Set<string>()
+    for (const usage of fleet.scopes()) if (breakerOpen(usage, fleet.alertedWithin(usage.key, at, policy.breakerSettleMs), policy)) open.add(usage.key)
+    let breakers = updateBreakerMemory(fleet.state.breakers, open, at, policy)
+    for (const entry of departed.proven) breakers = recordProvenFix(breakers, scopeKeys(entry), at)
+    for (const entry of departed.proven) unsavedDepartures.delete(entry.node)
+    if (departed.departed !== fleet.state.departed || breakers !== fleet.state.breakers) {
+      const state = await fleetState.update(state => ({ ...state, departed: departed.departed, breakers }), leading)
+      adopt(state)
+      for (const entry of departed.proven) log.info({ node: entry.node, pool: entry.pool }, `pool ${entry.pool} is whole again after ${entry.node} was replaced; its slot is free`)
+      for (const entry of departed.failed) {
+        log.warn({ node: entry.node, pool: entry.pool }, entry.failed)
+        await cluster.recordEvent(controllerRef(), { type: 'Warning', reason: 'RemediationReplaceTimeout', action: 'fail', note: `${entry.node}: ${entry.failed}; its slot stays held until an operator removes the entry` }).catch(err => log.warn({ err }, 'could not record event'))
       }
     }
+    return departed.wakeAt
+  }
+
+  // Consecutive failures per node: a step or worker that fails (the API is down) is retried after a
+  // doubling pause, never at once, so an outage costs a request per node per pause, not a hot loop.
+  const failures = new Map<string, number>()
+  function retryLater (name: string) {
+    const count = (failures.get(name) ?? 0) + 1
+    failures.set(name, count)
+    arm(name, now() + Math.min(60_000, 1000 * 2 ** (count - 1)))
+  }
+
+  function arm (name: string, at: number | undefined) {
+    clearTimeout(timers.get(name))
+    timers.delete(name)
+    if (at === undefined) return
+    const timer = setTimeout(() => { timers.delete(name); enqueue(name); void kick() }, Math.max(0, at - now()))
+    timer.unref()
+    timers.set(name, timer)
+  }
+
+  function armFleet (at: number | undefined) {
+    clearTimeout(fleetTimer)
+    fleetTimer = undefined
+    if (at === undefined) return
+    fleetTimer = setTimeout(() => { fleetTimer = undefined; scheduleDirty = true; void kick() }, Math.max(0, at - now()))
+    fleetTimer.unref()
+  }
+
+  async function schedulePass (at: number): Promise<number | undefined> {
+    let schedule = nextToStart(fleet, at, policy, gates)
+    if (schedule.start.length > 0) {
+      // The destructive step is decided on the freshest fleet state (pauses, breakers, doubts).
+      adopt(await fleetState.refresh())
+      schedule = nextToStart(fleet, at, policy, gates)
+    }
+    const defers = [...schedule.blocked].filter(([name, block]) => deferPending(fleet.get(name)!.record!, persisted(block)) !== undefined)
+    await forEachLimited(defers, config.writeConcurrency, async ([name, block]) => {
+      const expected = fleet.get(name)!
+      await persist(name, view => samePending(view, expected) ? deferPending(view.record!, persisted(block)) : undefined)
+    })
+    for (const next of schedule.start) {
+      if (!leading()) return undefined
+      await start(next)
+    }
+    return schedule.wakeAt
+  }
+
+  async function reconcileOnce () {
+    if (!leading() || config.dryRun) return
+    await ensureLoaded()
+    if (!recovered) {
+      recovered = true
+      for (const view of fleet.values()) if (view.record !== undefined) queue.add(view.name)
+      log.info({ tracked: [...fleet.values()].filter(v => v.record !== undefined).length, departed: fleet.state.departed.size }, 'recovered state from the cluster')
+    }
+    const at = now()
+    const names = [...queue]
+    queue.clear()
+    await forEachLimited(names, config.writeConcurrency, async name => {
+      if (!leading()) return
+      const view = fleet.get(name)
+      if (view === undefined) return
+      const step = planNode(view, at, policy)
+      try {
+        if (step !== undefined) await execute(step)
+        failures.delete(name)
+      } catch (err) {
+        if (err instanceof FencedError) return
+        log.error({ err, step }, 'reconcile step failed; retrying it after a pause')
+        retryLater(name)
+        return
+      }
+      const after = fleet.get(name)
+      if (after !== undefined) arm(name, dueAt(after, now(), policy))
+    })
+    if (!leading()) return
+    const departedWake = await reconcileFleetState(at)
+    if (!scheduleDirty || intakesInFlight > 0) return
+    scheduleDirty = false
+    const scheduleWake = await schedulePass(at)
+    armFleet([departedWake, scheduleWake].filter(w => w !== undefined).reduce<number | undefined>((a, b) => a === undefined || b! < a ? b : a, undefined))
   }
 
   /** Runs a reconcile pass now, or right after the one under way. */
   function kick (): Promise<void> {
-    if (running !== undefined) {
-      again = true
-      return running
-    }
-    running = (async () => {
-      do {
+    again = true
+    running ??= passes()
+    return running
+  }
+  async function passes () {
+    // Yield once so that `running` is assigned before this can clear it; after that, `running` is
+    // cleared in the same turn as the last check of `again`: a kick can never fall between them.
+    await Promise.resolve()
+    try {
+      while (again && leading()) {
         again = false
         try {
-          await inTurn(reconcileOnce)
+          await reconcileOnce()
         } catch (err) {
-          log.warn({ err }, 'reconcile pass failed; retrying at the next interval')
+          if (!(err instanceof FencedError)) log.warn({ err }, 'reconcile pass failed; retrying at the next interval')
         }
-      } while (again)
-    })().finally(() => { running = undefined })
-    return running
+      }
+    } finally {
+      running = undefined
+    }
   }
 
   function spawn (name: string) {
-    if (workers.has(name) || !leader) return
+    if (workers.has(name) || !leading()) return
     const controller = new AbortController()
     const done = remediateNode(name, controller.signal, workerDeps).then(
-      () => { workers.delete(name); void kick() },
+      () => { workers.delete(name); failures.delete(name); enqueue(name); void kick() },
       err => {
         workers.delete(name)
-        if (!controller.signal.aborted) log.error({ err, node: name }, 'remediation worker stopped; the next pass resumes it')
+        if (controller.signal.aborted || err instanceof FencedError) return
+        log.error({ err, node: name }, 'remediation worker stopped; resuming it after a pause')
+        retryLater(name)
       })
     workers.set(name, { controller, done })
   }
 
-  function statusOf (view: NodeView): NodeStatus {
+  // ---- views for the API and metrics ---------------------------------------------------------
+
+  function statusOf (view: NodeView, blocks: (name: string) => Block | undefined, at: number): NodeStatus {
     const record = view.record
+    const live = liveAlerts(record, at, policy)
+    const cause = outOfServiceCauseOf(view)
+    const block = record?.phase === 'pending' ? blocks(view.name) : undefined
+    const { until: _until, ...deferred }: Partial<Block> = block ?? record?.deferred ?? {}
     return {
       name: view.name,
+      uid: view.uid,
       pool: view.pool,
       zone: view.zone,
       unschedulable: view.unschedulable,
       phase: record?.phase ?? 'healthy',
       since: record?.since ?? null,
       reason: record?.reason ?? view.recordError ?? 'no remediation yet',
-      alert: record?.alert ?? null,
-      deferred: record?.deferred ?? null,
+      alert: drivingAlert(live) ?? record?.alerts.at(-1) ?? null,
+      alerts: record?.alerts ?? [],
+      deferred: record?.phase === 'pending' && deferred.rule !== undefined ? deferred as NodeStatus['deferred'] : null,
+      outOfService: cause === undefined ? null : { cause, by: holdsSlot(view) ? 'us' : 'others' },
+      veto: view.veto ?? null,
       cooldownUntil: record?.cooldownUntil ?? null,
       drainDeadline: record?.drainDeadline ?? null,
       outcome: record?.outcome ?? null,
       transitions: record?.history ?? []
     }
   }
+  const outOfServiceCauseOf = (view: NodeView) => outOfServiceCause(view, policy)
+
+  const usageJson = (usage: ScopeUsage) => ({ ours: usage.ours, others: usage.outOfService - usage.ours, causes: Object.fromEntries(usage.causes) })
+
+  function budget (): BudgetStatus {
+    const at = now()
+    const pools = new Map<string, BudgetStatus['pools'][number]>()
+    const scopes = [...fleet.scopes()].sort((a, b) => a.key < b.key ? -1 : 1)
+    for (const usage of scopes) {
+      if (usage.zone !== undefined) continue
+      const memory = fleet.state.breakers.get(usage.key)
+      const open = breakerOpen(usage, fleet.alertedWithin(usage.key, at, policy.breakerSettleMs), policy)
+      pools.set(usage.pool, {
+        pool: usage.pool,
+        size: usage.size,
+        budget: allowed(usage.size),
+        outOfService: usageJson(usage),
+        breaker: { open, ...(memory === undefined ? {} : { since: memory.openSince, ...(memory.closedAt === undefined ? {} : { closedAt: memory.closedAt, proven: memory.proven }) }) },
+        zones: []
+      })
+    }
+    for (const usage of scopes) {
+      if (usage.zone === undefined) continue
+      pools.get(usage.pool)?.zones.push({ zone: usage.zone, size: usage.size, budget: allowed(usage.size), outOfService: usageJson(usage) })
+    }
+    return { maxConcurrentDrains: policy.maxConcurrentDrains, ours: fleet.slotsHeld(), pools: [...pools.values()], departed: [...fleet.state.departed.values()] }
+  }
+  const allowed = (size: number) => allowedUnavailable(policy.poolMaxUnavailable, size)
+
+  function reading (): FleetReading {
+    const at = now()
+    const byPhase = new Map<Phase, { count: number, oldestSince: number }>()
+    for (const view of fleet.withRecords()) {
+      const phase = view.record!.phase
+      const since = parseTime(view.record!.since)
+      const entry = byPhase.get(phase)
+      if (entry === undefined) byPhase.set(phase, { count: 1, oldestSince: since })
+      else { entry.count++; entry.oldestSince = Math.min(entry.oldestSince, since) }
+    }
+    const scopes = [...fleet.scopes()].map(usage => {
+      const allowedHere = allowed(usage.size)
+      return {
+        scope: usage.key,
+        pool: usage.pool,
+        ...(usage.zone === undefined ? {} : { zone: usage.zone }),
+        size: usage.size,
+        budget: allowedHere,
+        ours: usage.ours,
+        others: usage.outOfService - usage.ours,
+        breakerOpen: breakerOpen(usage, fleet.alertedWithin(usage.key, at, policy.breakerSettleMs), policy),
+        exhausted: usage.outOfService + 1 > allowedHere
+      }
+    })
+    return { phases: byPhase, slotsHeld: fleet.slotsHeld(), departed: fleet.state.departed.size, scopes, pauses: [] }
+  }
+  // How long each phase may last before something is wrong: its deadline plus a minute's headroom.
+  const headroom = 60_000
+  metrics.bindFleet(reading, new Map<Phase, number>([
+    ['cordoned', headroom],
+    ['draining', policy.drainTimeoutMs + headroom],
+    ['remediating', config.providerTimeoutMs + headroom],
+    ['rebooting', policy.rebootTimeoutMs + headroom],
+    ['replacing', policy.replaceTimeoutMs + headroom],
+    ['verifying', policy.verifyDwellMs + policy.rebootTimeoutMs + headroom]
+  ]))
 
   return {
     intake,
-    /** One reconcile pass (or joins the one under way); resolves when it is done. */
-    reconcile: kick,
+    /** A full pass now (or right after the one under way): every tracked node and the schedule. */
+    reconcile () {
+      for (const view of fleet.withRecords()) queue.add(view.name)
+      scheduleDirty = true
+      return kick()
+    },
     async nodes (): Promise<NodeStatus[]> {
-      const current = await snapshot()
-      return [...current.values()].filter(view => view.record !== undefined || view.recordError !== undefined).map(statusOf)
+      await ensureLoaded()
+      const at = now()
+      const blocks = blocksNow(at)
+      return [...fleet.values()].filter(view => view.record !== undefined || view.recordError !== undefined || outOfServiceCauseOf(view) !== undefined).map(view => statusOf(view, blocks, at))
     },
     async node (name: string): Promise<NodeStatus | undefined> {
-      const current = await store.view(name)
-      return current === undefined ? undefined : statusOf(current.view)
+      await ensureLoaded()
+      const view = fleet.get(name)
+      const at = now()
+      return view === undefined ? undefined : statusOf(view, blocksNow(at), at)
     },
+    async budget (): Promise<BudgetStatus> {
+      await ensureLoaded()
+      return budget()
+    },
+    /** The fleet the gauges read at scrape time. */
+    fleet,
     /** True once the persisted state has been read (and, in dry-run, once the cluster answered). */
     get recovered () { return recovered || config.dryRun || !leader },
-    /** Resolves when every node worker has settled; for tests and shutdown. */
+    /** Resolves when the pass under way and every node worker have settled; for tests and shutdown. */
     async idle () {
       while (running !== undefined || workers.size > 0) await Promise.all([running, ...[...workers.values()].map(w => w.done)])
     },
-    /** Leadership changes: a replica that loses it stops acting at once. */
+    /** Leadership changes: a replica that loses it stops acting at once (a pass under way stops at its next step). */
     async setLeader (value: boolean) {
       leader = value
       metrics.leader.set(value ? 1 : 0)
       if (value) {
         recovered = false
+        loaded = false
         void kick()
         return
       }
@@ -290,14 +720,20 @@ export function createEngine (deps: EngineDeps) {
       await Promise.all([...workers.values()].map(w => w.done))
     },
     start () {
-      unsubscribe = cluster.onNodeChange(() => { void kick() })
-      ticker = setInterval(() => { void kick() }, config.reconcileIntervalMs)
+      unsubscribe = cluster.onNodeChange((node, deleted) => { if (loaded) observe(node, deleted) })
+      ticker = setInterval(() => { scheduleDirty = true; void kick() }, config.reconcileIntervalMs)
       ticker.unref()
-      void kick()
+      resyncTicker = setInterval(() => { loaded = false; void ensureLoaded().then(() => kick(), err => log.warn({ err }, 'resync failed')) }, config.resyncIntervalMs)
+      resyncTicker.unref()
+      void ensureLoaded().then(() => kick(), err => log.warn({ err }, 'first load failed; retrying at the next interval'))
     },
     async stop () {
+      stopped = true
       unsubscribe?.()
       clearInterval(ticker)
+      clearInterval(resyncTicker)
+      clearTimeout(fleetTimer)
+      for (const timer of timers.values()) clearTimeout(timer)
       leader = false
       for (const worker of workers.values()) worker.controller.abort(new Error('shutting down'))
       await Promise.all([running, ...[...workers.values()].map(w => w.done)])

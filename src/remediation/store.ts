@@ -1,10 +1,13 @@
 import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
-import { isClusterError, type Cluster, type NodeEvent, type NodePatch } from '../cluster.ts'
+import { ClusterError, isClusterError, type Cluster, type NodeEvent, type NodePatch } from '../cluster.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
+import { parseQuantity } from '../quantity.ts'
+import { parseTime } from '../time.ts'
+import { decodeFleetState, emptyFleetState, fleetStatePatch, type FleetState } from './fleet-state.ts'
 import { decodeRecord, encodeRecord, type NodeRecord } from './record.ts'
-import type { NodeView, Snapshot } from './snapshot.ts'
+import type { NodeView, Taint } from './snapshot.ts'
 import type { Change } from './transitions.ts'
 
 /**
@@ -14,37 +17,94 @@ import type { Change } from './transitions.ts'
  */
 export type NodeStore = ReturnType<typeof createNodeStore>
 
-export function createNodeStore (deps: { cluster: Cluster, annotationPrefix: string, policy: PolicyConfig, metrics: Metrics, log: Logger }) {
+/** Thrown instead of writing when this replica may no longer act (not the leader, lease in doubt). */
+export class FencedError extends Error {
+  constructor (what: string) {
+    super(`not writing (${what}): this replica is not the leader, or its lease may have expired`)
+    this.name = 'FencedError'
+  }
+}
+
+/** Node annotations other tools set to say "leave this node alone". */
+export const nodeOptOuts = { karpenter: 'karpenter.sh/do-not-disrupt' } as const
+
+export type StoreDeps = {
+  cluster: Cluster
+  annotationPrefix: string
+  policy: PolicyConfig
+  metrics: Metrics
+  log: Logger
+}
+
+const sameTaints = (a: readonly Taint[], b: readonly Taint[]) => a.length === b.length && a.every((t, i) => t.key === b[i]!.key && t.effect === b[i]!.effect && t.value === b[i]!.value)
+function sameLabels (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const key of keys) if (a[key] !== b[key]) return false
+  return true
+}
+
+/**
+ * Whether two views of a node differ in anything a rule reads. Heartbeats, image lists and other
+ * status churn produce equal views: such a change queues nothing.
+ */
+export function sameView (a: NodeView, b: NodeView): boolean {
+  return a.uid === b.uid && a.pool === b.pool && a.zone === b.zone && a.unschedulable === b.unschedulable &&
+    a.providerID === b.providerID && a.bootID === b.bootID && a.ready === b.ready && a.deleting === b.deleting &&
+    a.record === b.record && a.recordError === b.recordError && a.veto?.reason === b.veto?.reason && a.veto?.until === b.veto?.until &&
+    a.allocatable.cpu === b.allocatable.cpu && a.allocatable.memory === b.allocatable.memory && a.allocatable.pods === b.allocatable.pods &&
+    sameTaints(a.taints, b.taints) && sameLabels(a.labels, b.labels)
+}
+
+export function createNodeStore (deps: StoreDeps) {
   const { cluster, policy, metrics, log } = deps
   const stateKey = `${deps.annotationPrefix}/state`
   const phaseKey = `${deps.annotationPrefix}/phase`
+  const vetoKey = `${deps.annotationPrefix}/veto`
+  const vetoUntilKey = `${deps.annotationPrefix}/veto-until`
 
-  // Node objects are immutable snapshots (informer cache, simulated store): a view per object suffices.
-  const views = new WeakMap<V1Node, NodeView>()
-  function toView (node: V1Node): NodeView {
-    let view = views.get(node)
-    if (view === undefined) {
-      view = readView(node)
-      views.set(node, view)
+  // The same annotation text decodes to the same record object, so views compare records by identity.
+  const decoded = new Map<string, { text: string, record?: NodeRecord, error?: string }>()
+  function recordOf (name: string, text: string | undefined): { record?: NodeRecord, error?: string } {
+    if (text === undefined) {
+      decoded.delete(name)
+      return {}
     }
-    return view
+    const known = decoded.get(name)
+    if (known?.text === text) return known
+    const fresh = { text, ...decodeRecord(text) }
+    decoded.set(name, fresh)
+    return fresh
   }
 
-  // The clusters hand out the same list until a node changes: the snapshot built from it is reused.
-  const snapshots = new WeakMap<readonly V1Node[], Snapshot>()
-
-  function readView (node: V1Node): NodeView {
-    const labels = node.metadata?.labels ?? {}
-    const { record, error } = decodeRecord(node.metadata?.annotations?.[stateKey])
+  function toView (node: V1Node): NodeView {
+    const metadata = node.metadata!
+    const labels = metadata.labels ?? {}
+    const annotations = metadata.annotations ?? {}
+    const name = metadata.name!
+    const uid = metadata.uid ?? ''
+    const { record, error } = recordOf(name, annotations[stateKey])
+    const veto = annotations[vetoKey] !== undefined
+      ? { reason: annotations[vetoKey]!, ...(annotations[vetoUntilKey] === undefined ? {} : { until: annotations[vetoUntilKey] }) }
+      : annotations[nodeOptOuts.karpenter] === 'true' ? { reason: `${nodeOptOuts.karpenter}: "true"` } : undefined
+    const allocatable = node.status?.allocatable ?? {}
     return {
-      name: node.metadata!.name!,
+      name,
+      uid,
       pool: labels[policy.poolLabel] ?? '',
       zone: labels[policy.zoneLabel] ?? '',
       unschedulable: node.spec?.unschedulable === true,
       providerID: node.spec?.providerID,
       bootID: node.status?.nodeInfo?.bootID,
       ready: node.status?.conditions?.some(condition => condition.type === 'Ready' && condition.status === 'True') === true,
-      record,
+      deleting: metadata.deletionTimestamp !== undefined && metadata.deletionTimestamp !== null,
+      taints: (node.spec?.taints ?? []).filter(t => t.effect === 'NoSchedule' || t.effect === 'NoExecute').map(t => ({ key: t.key, effect: t.effect, ...(t.value === undefined ? {} : { value: t.value }) })),
+      veto,
+      createdAt: metadata.creationTimestamp === undefined ? 0 : parseTime(String(metadata.creationTimestamp)),
+      labels,
+      allocatable: { cpu: parseQuantity(allocatable.cpu), memory: parseQuantity(allocatable.memory), pods: parseQuantity(allocatable.pods) },
+      // A record of another Node object of the same name is history, not state.
+      record: record !== undefined && record.uid !== undefined && record.uid !== uid ? undefined : record,
       recordError: error
     }
   }
@@ -62,56 +122,95 @@ export function createNodeStore (deps: { cluster: Cluster, annotationPrefix: str
       metrics.transitions.inc({ from: before?.phase ?? 'healthy', to: after.phase })
       log.info({ node: name, from: before?.phase ?? 'healthy', to: after.phase, reason: after.reason, outcome: after.outcome }, `node ${name} ${after.phase}`)
       const title = after.phase[0]!.toUpperCase() + after.phase.slice(1)
-      event = { type: after.phase === 'failed' ? 'Warning' : 'Normal', reason: `Remediation${title}`, action: after.phase, note: after.reason }
-    } else if (after.deferred !== undefined && after.deferred.reason !== before?.deferred?.reason) {
+      event = { type: after.phase === 'failed' || after.phase === 'quarantined' ? 'Warning' : 'Normal', reason: `Remediation${title}`, action: after.phase, note: after.reason }
+    } else if (after.deferred !== undefined && (after.deferred.reason !== before?.deferred?.reason || after.deferred.rule !== before.deferred.rule)) {
       metrics.blocked.inc({ rule: after.deferred.rule })
       log.info({ node: name, rule: after.deferred.rule, reason: after.deferred.reason }, `node ${name} deferred`)
       event = { type: 'Normal', reason: 'RemediationDeferred', action: 'defer', note: after.deferred.reason }
     }
     if (event === undefined) return
     // An Event is an explanation, not state: failing to write one must not stop the remediation.
-    await cluster.recordEvent(node, { ...event, note: event.note.slice(0, 1000) }).catch(err => log.warn({ err, node: name }, 'could not record event'))
+    await cluster.recordEvent(nodeRef(node), { ...event, note: event.note.slice(0, 1000) }).catch(err => log.warn({ err, node: name }, 'could not record event'))
   }
 
   return {
     toView,
 
-    async snapshot (): Promise<Snapshot> {
-      const nodes = await cluster.listNodes()
-      let snapshot = snapshots.get(nodes)
-      if (snapshot === undefined) {
-        snapshot = new Map(nodes.map(node => [node.metadata!.name!, toView(node)]))
-        snapshots.set(nodes, snapshot)
-      }
-      return snapshot
-    },
-
-    async view (name: string): Promise<{ node: V1Node, view: NodeView } | undefined> {
+    /** A fresh read, for the steps that act on the machine (the provider needs the Node object). */
+    async read (name: string): Promise<{ node: V1Node, view: NodeView } | undefined> {
       const node = await cluster.getNode(name)
       return node === undefined ? undefined : { node, view: toView(node) }
     },
 
     /**
-     * Read-modify-write of one node's record: `decide` sees the fresh node and returns the change
-     * (or nothing); a conflicting writer makes it run again on the newer node.
+     * Read-modify-write of one node's record. `decide` runs on the cached node first: most of the
+     * time nothing changes and nothing is read or written. A change is patched with the cached
+     * resourceVersion; a conflicting writer makes `decide` run again on a fresh read. `fence`, when
+     * given, is asked right before every write: a replica that may no longer act writes nothing.
      */
-    async persist (name: string, decide: (view: NodeView) => Change | undefined): Promise<NodeView | undefined> {
+    async persist (name: string, cached: V1Node | undefined, decide: (view: NodeView) => Change | undefined, fence?: () => boolean): Promise<{ node: V1Node, view: NodeView } | undefined> {
+      let node = cached ?? await cluster.getNode(name)
       for (let attempt = 1; attempt <= 5; attempt++) {
-        const node = await cluster.getNode(name)
         if (node === undefined) return undefined
         const view = toView(node)
         const change = decide(view)
-        if (change === undefined) return view
+        if (change === undefined) return { node, view }
+        if (fence !== undefined && !fence()) throw new FencedError(`node ${name}`)
         try {
           const patched = await cluster.patchNode(name, patchOf(change), node.metadata!.resourceVersion)
           await announce(patched, view.record, change.record)
-          return toView(patched)
+          return { node: patched, view: toView(patched) }
         } catch (err) {
+          if (isClusterError(err, 'not-found')) return undefined
           if (!isClusterError(err, 'conflict')) throw err
-          log.debug({ node: name, attempt }, 'node changed while writing; retrying')
+          log.debug({ node: name, attempt }, 'node changed while writing; retrying on a fresh read')
+          node = await cluster.getNode(name)
         }
       }
-      throw new Error(`node ${name}: gave up after 5 conflicting writes`)
+      throw new ClusterError('conflict', `node ${name}: gave up after 5 conflicting writes`)
+    }
+  }
+}
+
+export const nodeRef = (node: V1Node) => ({ kind: 'Node' as const, name: node.metadata!.name!, ...(node.metadata?.uid === undefined ? {} : { uid: node.metadata.uid }) })
+
+/**
+ * The fleet state (departed nodes, breaker memory, doubts), read and written as annotations of
+ * the controller's state object with optimistic concurrency, like the node records.
+ */
+export function createFleetStateStore (deps: { cluster: Cluster, annotationPrefix: string, log: Logger }) {
+  const { cluster, annotationPrefix: prefix } = deps
+  let current: FleetState = emptyFleetState
+  const read = async (): Promise<FleetState> => {
+    const stored = await cluster.readControllerState()
+    current = decodeFleetState(stored.annotations, stored.version, prefix)
+    return current
+  }
+  return {
+    get current () { return current },
+    refresh: read,
+    /**
+     * Applies `change` to the stored state and writes what differs; a concurrent writer makes it
+     * run again on a fresh read. Returns the state afterwards.
+     */
+    async update (change: (state: FleetState) => FleetState, fence?: () => boolean): Promise<FleetState> {
+      let state = current.version === '' ? await read() : current
+      for (let attempt = 1; attempt <= 5; attempt++) {
+        const next = change(state)
+        const patch = fleetStatePatch(state, next, prefix)
+        if (Object.keys(patch).length === 0) return state
+        if (fence !== undefined && !fence()) throw new FencedError('fleet state')
+        try {
+          const stored = await cluster.writeControllerState(patch, state.version)
+          current = decodeFleetState(stored.annotations, stored.version, prefix)
+          return current
+        } catch (err) {
+          if (!isClusterError(err, 'conflict')) throw err
+          deps.log.debug({ attempt }, 'fleet state changed while writing; retrying on a fresh read')
+          state = await read()
+        }
+      }
+      throw new ClusterError('conflict', 'fleet state: gave up after 5 conflicting writes')
     }
   }
 }

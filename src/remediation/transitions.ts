@@ -1,6 +1,7 @@
-import type { Block, PolicyConfig } from '../policy/config.ts'
-import { iso } from '../time.ts'
-import { transition, type NodeRecord } from './record.ts'
+import type { PersistedBlock, PolicyConfig } from '../policy/config.ts'
+import type { ProviderResult } from '../providers/provider.ts'
+import { iso, parseTime } from '../time.ts'
+import { transition, type NodeRecord, type RungAction } from './record.ts'
 import type { NodeView } from './snapshot.ts'
 
 /**
@@ -14,33 +15,43 @@ function recordOf (node: NodeView): NodeRecord {
   return node.record
 }
 
-export function startRemediation (node: NodeView, now: number): Change {
+const describeAction = (action: RungAction) => action === 'quarantine' ? 'quarantine (the ladder is exhausted)' : action
+
+export function startRemediation (node: NodeView, action: RungAction, now: number, config: Pick<PolicyConfig, 'ladderWindowMs'>): Change {
   const record = recordOf(node)
-  const alertname = record.alert?.alertname ?? 'alert'
+  const at = iso(now)
   return {
-    record: transition(record, 'cordoned', now, `cordoned for ${alertname}`, {
-      remediationId: `${node.name}@${iso(now)}`,
+    record: transition(record, 'cordoned', now, `cordoned to ${describeAction(action)}`, {
+      uid: node.uid,
+      remediationId: `${node.name}@${at}`,
+      action,
       wasUnschedulable: node.unschedulable,
-      providerID: node.providerID,
       bootID: node.bootID,
-      startedAt: iso(now),
+      startedAt: at,
       deferred: undefined,
       drainDeadline: undefined,
       rebootDeadline: undefined,
+      replaceDeadline: undefined,
+      verifySince: undefined,
       cooldownUntil: undefined,
-      outcome: undefined
+      outcome: undefined,
+      remediations: [...record.remediations.filter(r => parseTime(r.at) > now - config.ladderWindowMs), { at, action }]
     }),
     unschedulable: true
   }
 }
 
 /** Keeps an interrupted drain's deadline: a restart must not extend it. */
-export function beginDrain (record: NodeRecord, now: number, config: PolicyConfig): Change {
+export function beginDrain (record: NodeRecord, now: number, config: Pick<PolicyConfig, 'drainTimeoutMs'>): Change {
   const deadline = record.drainDeadline ?? iso(now + config.drainTimeoutMs)
   return { record: transition(record, 'draining', now, `draining until ${deadline} at the latest`, { drainDeadline: deadline }) }
 }
 
+/** Drained: the provider acts next, or, at the ladder's end, the node is held for a person. */
 export function drainSucceeded (record: NodeRecord, now: number, detail: string): Change {
+  if (record.action === 'quarantine') {
+    return { record: transition(record, 'quarantined', now, `quarantined: remediated ${record.remediations.length - 1} times within LADDER_WINDOW and still alerting; ${detail}; held cordoned for an operator`, { outcome: 'quarantined' }) }
+  }
   return { record: transition(record, 'remediating', now, detail, { outcome: 'drained' }) }
 }
 
@@ -50,54 +61,103 @@ export function failRemediation (record: NodeRecord, now: number, outcome: strin
 }
 
 /**
- * The provider is done. The node returns to service when its machine was rebooted or replaced in
- * place (new providerID); a node whose machine is being replaced elsewhere stays cordoned until
- * the cloud removes it.
+ * The provider answered. A machine restarted in place is waited for (cordoned) until it is Ready
+ * on a new boot; one being replaced elsewhere stays cordoned until the cloud removes the node; a
+ * rung the provider did not perform is never counted as a fix.
  */
-export function remediationSucceeded (node: NodeView, now: number, config: PolicyConfig, detail: string): Change {
-  const record = recordOf(node)
-  const sameMachineReplaced = record.alert?.action === 'replace' && node.providerID === record.providerID
-  const change: Change = {
-    record: transition(record, 'cooldown', now, detail, { outcome: 'remediated', cooldownUntil: iso(now + config.cooldownMs) })
+export function providerDone (record: NodeRecord, now: number, config: Pick<PolicyConfig, 'rebootTimeoutMs' | 'replaceTimeoutMs'>, provider: string, result: ProviderResult): Change {
+  const detail = `provider ${provider}: ${result.detail}`
+  switch (result.outcome) {
+    case 'restarted': {
+      const deadline = record.rebootDeadline ?? iso(now + config.rebootTimeoutMs)
+      return { record: transition(record, 'rebooting', now, `${detail}; waiting until ${deadline} at the latest for the node to be Ready on a new boot`, { rebootDeadline: deadline }) }
+    }
+    case 'replacing': {
+      const deadline = record.replaceDeadline ?? iso(now + config.replaceTimeoutMs)
+      return { record: transition(record, 'replacing', now, `${detail}; held cordoned until the cloud removes the node (by ${deadline})`, { replaceDeadline: deadline }) }
+    }
+    case 'not-performed':
+      return failRemediation(record, now, 'not-performed', `${detail}; nothing was fixed, so the node stays cordoned for an operator`)
   }
-  if (!sameMachineReplaced) change.unschedulable = record.wasUnschedulable ?? false
-  return change
 }
 
-/**
- * The provider restarted the machine in place. The node stays cordoned until the kubelet reports
- * Ready on a new boot: uncordoning at once would let the scheduler place pods on a machine about
- * to go down. Keeps an interrupted wait's deadline: a restart must not extend it.
- */
-export function machineRebooting (record: NodeRecord, now: number, config: PolicyConfig, detail: string): Change {
-  const deadline = record.rebootDeadline ?? iso(now + config.rebootTimeoutMs)
-  return { record: transition(record, 'rebooting', now, `${detail}; waiting until ${deadline} at the latest for the node to be Ready on a new boot`, { rebootDeadline: deadline }) }
-}
-
-/** A rebooted node is back once it is Ready and its boot differs from the one it was cordoned on. */
+/** A restarted node is back once it is Ready and its boot differs from the one it was cordoned on. */
 export function backFromReboot (node: NodeView): boolean {
   return node.ready && node.bootID !== undefined && node.bootID !== node.record?.bootID
 }
 
+/** Back on a new boot: return it to service and start proving the fix. */
+export function returnToService (record: NodeRecord, now: number, detail: string): Change {
+  return {
+    record: transition(record, 'verifying', now, `${detail}; back in service, proving the fix for VERIFY_DWELL`, { verifySince: iso(now), dwellInterruptedAt: undefined }),
+    unschedulable: record.wasUnschedulable ?? false
+  }
+}
+
+/** The node stopped being Ready while its fix was being proven: the dwell waits. Not a transition, so no history entry. */
+export function interruptDwell (record: NodeRecord, now: number): Change {
+  return { record: { ...record, dwellInterruptedAt: iso(now) } }
+}
+
+/** Ready again: the dwell starts over. */
+export function resumeDwell (record: NodeRecord, now: number): Change {
+  return { record: { ...record, verifySince: iso(now), dwellInterruptedAt: undefined } }
+}
+
+/**
+ * While we proved the fix, someone else took the node out of service (cordoned it, or a
+ * disruptor tainted it). Their choice wins: we stop, our slot is free, the node is theirs.
+ */
+export function takenOverWhileVerifying (record: NodeRecord, now: number, cause: string, config: Pick<PolicyConfig, 'cooldownMs'>): Change {
+  return {
+    record: transition(record, 'cancelled', now, `taken out of service by someone else while the fix was being verified (${cause}); stopped`, {
+      outcome: 'taken-over',
+      cooldownUntil: iso(now + config.cooldownMs)
+    })
+  }
+}
+
+export function dwellEndsAt (record: NodeRecord, config: Pick<PolicyConfig, 'verifyDwellMs'>): number {
+  return parseTime(record.verifySince!) + config.verifyDwellMs
+}
+
+/** The dwell passed without a re-fire: the fix is proven and the slot freed. */
+export function fixProven (record: NodeRecord, now: number, config: Pick<PolicyConfig, 'cooldownMs'>): Change {
+  return {
+    record: transition(record, 'cooldown', now, 'fix proven: Ready and schedulable for VERIFY_DWELL without a re-fire', {
+      outcome: 'remediated',
+      provenAt: iso(now),
+      cooldownUntil: iso(now + config.cooldownMs)
+    })
+  }
+}
+
+/** The alert re-fired (or never stopped) after the fix: back to pending, for the next rung. */
+export function notFixed (record: NodeRecord, now: number, reason: string): Change {
+  return { record: transition(record, 'pending', now, reason, { outcome: 'not-fixed', deferred: undefined }) }
+}
+
 export function cooldownOver (node: NodeView, now: number): boolean {
-  return node.record?.phase === 'cooldown' && Date.parse(node.record.cooldownUntil!) <= now
+  return node.record?.phase === 'cooldown' && parseTime(node.record.cooldownUntil!) <= now
 }
 
 export function endCooldown (record: NodeRecord, now: number): Change {
   return { record: transition(record, 'healthy', now, 'cooldown ended') }
 }
 
+const operatorReleasable = new Set<NodeRecord['phase']>(['cordoned', 'draining', 'rebooting', 'replacing', 'failed', 'quarantined'])
+
 /** We hold the node cordoned (or left it cordoned after a failure) yet it is schedulable: someone uncordoned it. */
 export function uncordonedByOperator (node: NodeView): boolean {
   const phase = node.record?.phase
-  return !node.unschedulable && (phase === 'cordoned' || phase === 'draining' || phase === 'rebooting' || phase === 'failed')
+  return !node.unschedulable && phase !== undefined && operatorReleasable.has(phase)
 }
 
 /**
  * Someone made the node schedulable while we held it. Their choice wins: stop, do not re-cordon,
  * and keep new alerts off the node for a cooldown.
  */
-export function operatorUncordoned (record: NodeRecord, now: number, config: PolicyConfig): Change {
+export function operatorUncordoned (record: NodeRecord, now: number, config: Pick<PolicyConfig, 'cooldownMs'>): Change {
   return {
     record: transition(record, 'cancelled', now, `node made schedulable by someone else while ${record.phase}; stopped`, {
       outcome: 'operator-uncordoned',
@@ -106,15 +166,16 @@ export function operatorUncordoned (record: NodeRecord, now: number, config: Pol
   }
 }
 
-/** A pending node whose alert is no longer firing is let go, and its prior schedulability restored. */
+/** A pending node whose alerts no longer count is let go, and its prior schedulability restored. */
 export function cancelPending (record: NodeRecord, now: number, reason: string): Change {
   const change: Change = { record: transition(record, 'cancelled', now, reason, { outcome: 'cancelled', deferred: undefined }) }
   if (record.phase === 'cordoned') change.unschedulable = record.wasUnschedulable ?? false
   return change
 }
 
-/** Records which rule holds a pending node back; not a transition, so no history entry. */
-export function deferPending (record: NodeRecord, block: Block): Change | undefined {
-  const same = record.deferred?.rule === block.rule && record.deferred.reason === block.reason
-  return same ? undefined : { record: { ...record, deferred: block } }
+const sameBlock = (a: PersistedBlock | undefined, b: PersistedBlock) => a?.rule === b.rule && a.reason === b.reason && a.scope === b.scope
+
+/** Records which rule holds a pending node back; not a transition, so no history entry. Stable text: no write when unchanged. */
+export function deferPending (record: NodeRecord, block: PersistedBlock): Change | undefined {
+  return sameBlock(record.deferred, block) ? undefined : { record: { ...record, deferred: block } }
 }

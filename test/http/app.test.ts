@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { alert } from '../support/core.ts'
 import { buildTestApp, faultsToken, fixtureUrl, webhookToken } from '../support/app.ts'
+import { until } from '../support/sim.ts'
 
 const firing = JSON.parse(readFileSync(fixtureUrl('firing-single.json'), 'utf8'))
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -158,7 +159,7 @@ t.test('POST /v1/faults: off by default, its own credential, the same safety rul
   t.equal(real.json().decisions[0].action, 'remediate')
   const unknown = await app.inject({ method: 'POST', url: '/v1/faults', headers: bearer(faultsToken), payload: { node: 'worker-42' } })
   t.match(unknown.json().decisions[0], { action: 'ignored', reason: 'node worker-42 is not in the cluster' })
-  await engine.idle()
+  await until('worker-3 cooling down', async () => (await engine.node('worker-3'))?.phase === 'cooldown')
   const status = await app.inject({ method: 'GET', url: '/v1/nodes/worker-3', headers: bearer(faultsToken) })
   t.match(status.json(), { phase: 'cooldown', alert: { alertname: 'DbLatencyHigh', source: 'fault', summary: 'game day' } })
 })
@@ -175,12 +176,12 @@ t.test('GET /v1/nodes lists tracked nodes with state, alert, cooldown and transi
   t.teardown(close)
   t.same((await app.inject({ method: 'GET', url: '/v1/nodes', headers: bearer(webhookToken) })).json(), { nodes: [] })
   await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: firing })
-  await engine.idle()
+  await until('worker-3 cooling down', async () => (await engine.node('worker-3'))?.phase === 'cooldown')
   const { nodes } = (await app.inject({ method: 'GET', url: '/v1/nodes', headers: bearer(webhookToken) })).json()
   t.equal(nodes.length, 1)
   t.match(nodes[0], { name: 'worker-3', pool: 'app', zone: 'zone-a', phase: 'cooldown', alert: { fingerprint: 'e073b393f8042a40' }, outcome: 'remediated' })
   t.ok(Date.parse(nodes[0].cooldownUntil) > Date.now())
-  t.same(nodes[0].transitions.map((x: { to: string }) => x.to), ['pending', 'cordoned', 'draining', 'remediating', 'cooldown'])
+  t.same(nodes[0].transitions.map((x: { to: string }) => x.to), ['pending', 'cordoned', 'draining', 'remediating', 'rebooting', 'verifying', 'cooldown'])
   const untracked = await app.inject({ method: 'GET', url: '/v1/nodes/worker-1', headers: bearer(webhookToken) })
   t.match(untracked.json(), { name: 'worker-1', phase: 'healthy', since: null, transitions: [] })
   const missing = await app.inject({ method: 'GET', url: '/v1/nodes/worker-99', headers: bearer(webhookToken) })

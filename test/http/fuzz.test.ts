@@ -339,7 +339,7 @@ t.test(`${(appBatches * perBatch).toLocaleString('en')} of them through the real
   }
   t.same(failures, [])
   t.ok(statuses[202]! > appBatches && statuses[400]! > appBatches, `both answers are common: ${JSON.stringify(statuses)}`)
-  t.ok(acted > appBatches, `accepted notifications did act on nodes (${acted} times in ${appBatches} batches)`)
+  t.ok(acted > appBatches / 2, `accepted notifications did act on nodes (${acted} times in ${appBatches} batches)`)
 })
 
 t.test(`${longRun.toLocaleString('en')} more through one app: nodes never named are never touched, heap after GC bounded`, async t => {

@@ -2,6 +2,7 @@ import { request } from 'node:http'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { buildTestApp, fixtureUrl } from '../support/app.ts'
+import { until } from '../support/sim.ts'
 
 /** The captured request, byte for byte, with Alertmanager 0.25's own headers, over a real socket. */
 function replay (port: number, body: Buffer, headers: Record<string, string>): Promise<{ status: number, body: string }> {
@@ -37,15 +38,17 @@ t.test('the real captured firing and resolved notifications, on a listening port
   const firing = await replay(port, readFileSync(fixtureUrl('firing-single.json')), headers)
   t.equal(firing.status, 202)
   t.match(JSON.parse(firing.body).decisions, [{ node: 'worker-3', action: 'remediate' }])
-  await engine.idle()
-  t.equal((await sim.getNode('worker-3'))!.metadata!.annotations!['self-healing-controller.io/phase'], 'cooldown')
+  await until('worker-3 cooling down', async () => (await sim.getNode('worker-3'))!.metadata!.annotations!['self-healing-controller.io/phase'] === 'cooldown')
 
+  // The first repeat after the fix is news (Alertmanager still sends it): recorded, nothing started.
   const again = await replay(port, readFileSync(fixtureUrl('firing-single.json')), headers)
-  t.match(JSON.parse(again.body).decisions, [{ action: 'ignored', reason: /duplicate/ }], 'a repeat notification is idempotent')
+  t.match(JSON.parse(again.body).decisions, [{ action: 'ignored', reason: /node is in cooldown; alert recorded/ }], 'a repeat after the fix is recorded')
+  const twice = await replay(port, readFileSync(fixtureUrl('firing-single.json')), headers)
+  t.match(JSON.parse(twice.body).decisions, [{ action: 'ignored', reason: /duplicate/ }], 'a repeat notification is idempotent')
 
   const resolved = await replay(port, readFileSync(fixtureUrl('resolved-single.json')), headers)
   t.equal(resolved.status, 202)
-  t.match(JSON.parse(resolved.body).decisions, [{ node: 'worker-3', action: 'ignored', reason: /resolved; node is already cooldown/ }])
+  t.match(JSON.parse(resolved.body).decisions, [{ node: 'worker-3', action: 'ignored', reason: /resolved; recorded \(node is cooldown\)/ }])
 
   const wrong = await replay(port, readFileSync(fixtureUrl('firing-single.json')), { ...headers, Authorization: 'Bearer nope' })
   t.equal(wrong.status, 401)

@@ -1,62 +1,62 @@
 import t from 'tap'
-import { breakerBlock, measureScopes, recoverBreakers, updateBreakers } from '../../src/policy/circuit-breaker.ts'
+import { emptyUsage, type ScopeUsage } from '../../src/policy/budget.ts'
+import { breakerBlock, breakerOpen, recordProvenFix, slowStartAllowance, slowStartBlock, stormSettleBlock, updateBreakerMemory, type BreakerMemory } from '../../src/policy/circuit-breaker.ts'
 import { iso } from '../../src/time.ts'
-import { firingAlert, fleet, minutes, policy, T0 } from '../support/core.ts'
+import { minutes, policy, T0 } from '../support/core.ts'
 
-const config = policy({ breakerThreshold: 0.2, breakerMinNodes: 2, breakerSettleMs: minutes(10) })
-const alerting = (...names: string[]) => Object.fromEntries(names.map(n => [n, { phase: 'pending' as const, alert: firingAlert() }]))
+const config = policy({ breakerThreshold: 0.2, breakerMinNodes: 2, stormSettleMs: 30_000, maxConcurrentDrains: 4 })
+const usage = (over: Partial<ScopeUsage>): ScopeUsage => ({ ...emptyUsage('pool=app', 'app', undefined), ...over })
 
-t.test('shares are measured per pool and per zone within it', async t => {
-  const scopes = measureScopes(fleet({ app: 10, data: 10 }, alerting('app-1', 'app-3')))
-  t.same(scopes.get('pool=app'), { key: 'pool=app', alerting: 2, size: 10 })
-  t.same(scopes.get('pool=app,zone=zone-a'), { key: 'pool=app,zone=zone-a', alerting: 2, size: 5 })
-  t.same(scopes.get('pool=data'), { key: 'pool=data', alerting: 0, size: 10 })
+t.test('the breaker opens at the threshold of the pool\'s capacity, never for one node', async t => {
+  t.notOk(breakerOpen(usage({ size: 10 }), 1, config), 'one sick node never trips it')
+  t.ok(breakerOpen(usage({ size: 10 }), 2, config), '2 of 10 = 20%')
+  t.notOk(breakerOpen(usage({ size: 20 }), 2, config), '2 of 20 = 10%')
 })
 
-t.test('the breaker opens at the threshold, per pool, and blocks only that pool', async t => {
-  const snapshot = fleet({ app: 10, data: 10 }, alerting('app-1', 'app-2'))
-  const memory = updateBreakers(new Map(), snapshot, T0, config)
-  t.ok(memory.has('pool=app'), '2 of 10 = 20%')
-  t.notOk(memory.has('pool=data'))
-  t.match(breakerBlock(snapshot.get('app-5')!, memory, config)?.reason, /circuit breaker open for pool=app since/)
-  t.equal(breakerBlock(snapshot.get('data-5')!, memory, config), undefined)
+t.test('nodes out of service for other reasons are not capacity', async t => {
+  t.notOk(breakerOpen(usage({ size: 20, outOfService: 0 }), 3, config))
+  t.ok(breakerOpen(usage({ size: 20, outOfService: 6, ours: 0 }), 3, config), '3 of 14 serving = 21%')
+  t.notOk(breakerOpen(usage({ size: 20, outOfService: 6, ours: 6 }), 3, config), 'our own held nodes stay in the denominator')
 })
 
-t.test('a zone can trip on its own while the pool as a whole is below the threshold', async t => {
-  // 20 nodes, zone-a has 10; 2 alerting there is 10% of the pool but 20% of the zone.
-  const snapshot = fleet({ app: 20 }, alerting('app-1', 'app-3'))
-  const strict = policy({ breakerThreshold: 0.2, breakerMinNodes: 2 })
-  const memory = updateBreakers(new Map(), snapshot, T0, strict)
-  t.notOk(memory.has('pool=app'))
-  t.ok(memory.has('pool=app,zone=zone-a'))
-  t.ok(breakerBlock(snapshot.get('app-5')!, memory, strict), 'zone-a node blocked')
-  t.equal(breakerBlock(snapshot.get('app-2')!, memory, strict), undefined, 'zone-b node not blocked')
+t.test('its block names the scope with stable words, the numbers in fields', async t => {
+  const block = breakerBlock(usage({ size: 10 }), 3, config)
+  t.equal(block?.rule, 'circuit-breaker')
+  t.equal(block?.scope, 'pool=app')
+  t.match(block?.reason, /circuit breaker open for pool=app: at least 20% of its nodes alerted within BREAKER_SETTLE/)
+  t.match(block?.detail, { alerting: 3, capacity: 10 })
 })
 
-t.test('one sick node never trips it, whatever the share', async t => {
-  const memory = updateBreakers(new Map(), fleet({ tiny: 2 }, alerting('tiny-1')), T0, config)
-  t.equal(memory.size, 0)
+t.test('no start until the fleet has seen no new alerting node for STORM_SETTLE', async t => {
+  const block = stormSettleBlock(T0 - 10_000, T0, config)
+  t.equal(block?.rule, 'storm-settle')
+  t.equal(block?.until, T0 + 20_000)
+  t.equal(stormSettleBlock(T0 - 30_000, T0, config), undefined)
+  t.equal(stormSettleBlock(undefined, T0, config), undefined)
 })
 
-t.test('it closes only after the share stays below the threshold for the settle time', async t => {
-  const stormy = fleet({ app: 10 }, alerting('app-1', 'app-2', 'app-3'))
-  const calm = fleet({ app: 10 }, alerting('app-1'))
-  let memory = updateBreakers(new Map(), stormy, T0, config)
-  memory = updateBreakers(memory, calm, T0 + minutes(1), config)
-  t.equal(memory.get('pool=app')?.belowSince, iso(T0 + minutes(1)), 'settling')
-  t.match(breakerBlock(calm.get('app-5')!, memory, config)?.reason, /settling/)
-  memory = updateBreakers(memory, stormy, T0 + minutes(5), config)
-  t.equal(memory.get('pool=app')?.belowSince, undefined, 'back above: the settle clock restarts')
-  memory = updateBreakers(memory, calm, T0 + minutes(6), config)
-  memory = updateBreakers(memory, calm, T0 + minutes(15), config)
-  t.ok(memory.has('pool=app'), '9 minutes below is not enough')
-  memory = updateBreakers(memory, calm, T0 + minutes(16), config)
-  t.notOk(memory.has('pool=app'), 'closed after 10 minutes below')
+t.test('slow start after a storm: one at a time, doubling with each proven fix, then forgotten', async t => {
+  let memory: ReadonlyMap<string, BreakerMemory> = new Map()
+  memory = updateBreakerMemory(memory, new Set(['pool=app']), T0, config)
+  t.same(memory.get('pool=app'), { openSince: iso(T0), proven: 0 })
+  t.equal(updateBreakerMemory(memory, new Set(['pool=app']), T0 + 1000, config), memory, 'unchanged while open: nothing to write')
+  memory = updateBreakerMemory(memory, new Set(), T0 + minutes(10), config)
+  t.equal(memory.get('pool=app')?.closedAt, iso(T0 + minutes(10)))
+  t.equal(slowStartAllowance(memory.get('pool=app')), 1)
+  t.match(slowStartBlock(usage({ size: 10, slots: 1 }), memory.get('pool=app'))?.reason, /one remediation at a time, doubling after each proven fix/)
+  t.equal(slowStartBlock(usage({ size: 10, slots: 0 }), memory.get('pool=app')), undefined)
+  memory = recordProvenFix(memory, ['pool=app', 'pool=data'], T0 + minutes(20))
+  t.equal(slowStartAllowance(memory.get('pool=app')), 2)
+  t.equal(recordProvenFix(memory, ['pool=app'], T0 + minutes(5)), memory, 'a fix proven before the storm ended does not count')
+  memory = recordProvenFix(memory, ['pool=app'], T0 + minutes(30))
+  t.equal(slowStartAllowance(memory.get('pool=app')), 4)
+  memory = updateBreakerMemory(memory, new Set(), T0 + minutes(31), config)
+  t.notOk(memory.has('pool=app'), 'the allowance reached MAX_CONCURRENT_DRAINS: recovered')
+  t.equal(slowStartAllowance(undefined), Infinity)
 })
 
-t.test('after a restart, nodes deferred by the breaker reopen it, settling', async t => {
-  const deferred = { phase: 'pending' as const, alert: firingAlert(), deferred: { rule: 'circuit-breaker' as const, reason: 'x', scope: 'pool=app' } }
-  const memory = recoverBreakers(fleet({ app: 5 }, { 'app-1': deferred }), T0)
-  t.same([...memory.keys()], ['pool=app'])
-  t.equal(memory.get('pool=app')?.belowSince, iso(T0))
+t.test('a scope that storms again while recovering starts over', async t => {
+  const recovering = new Map([['pool=app', { openSince: iso(T0), closedAt: iso(T0 + minutes(10)), proven: 1 }]])
+  const again = updateBreakerMemory(recovering, new Set(['pool=app']), T0 + minutes(20), config)
+  t.same(again.get('pool=app'), { openSince: iso(T0 + minutes(20)), proven: 0 })
 })

@@ -1,11 +1,11 @@
 import t from 'tap'
 import { toNodeAlert } from '../../src/alerts/node-alert.ts'
-import { validateFiring } from '../../src/policy/validation.ts'
+import { validateAlert } from '../../src/policy/validation.ts'
 import { iso } from '../../src/time.ts'
-import { alert, firingAlert, minutes, policy, record, T0, view } from '../support/core.ts'
+import { alert, minutes, policy, T0, view } from '../support/core.ts'
 
 const config = policy()
-const check = (a: ReturnType<typeof alert>, node = view('worker-3')) => validateFiring(toNodeAlert(a, config), node, T0, config)
+const check = (a: ReturnType<typeof alert>, node = view('worker-3')) => validateAlert(toNodeAlert(a, config), node, T0, config)
 
 t.test('a complete, opted-in, current alert for a known node passes', async t => {
   t.equal(check(alert('worker-3')), undefined)
@@ -30,7 +30,7 @@ t.test('fail-open: each kind of incomplete or doubtful data is ignored with its 
     ['unreadable state annotation', alert('worker-3'), /unreadable state annotation/, view('worker-3', { recordError: 'not JSON' })]
   ]
   for (const [name, a, reason, node] of cases) {
-    const block = validateFiring(toNodeAlert(a, config), node, T0, config)
+    const block = validateAlert(toNodeAlert(a, config), node, T0, config)
     t.equal(block?.rule, 'validation', name)
     t.match(block?.reason, reason, name)
   }
@@ -42,11 +42,14 @@ t.test('Go zero time in endsAt means no end; startsAt within the skew is accepte
   t.equal(check(alert('worker-3', { endsAt: iso(T0 + minutes(5)) })), undefined, 'an end in the future is fine')
 })
 
-t.test('a duplicate of the alert already driving the node is ignored; a new episode is not', async t => {
-  const tracked = firingAlert({ fingerprint: 'fp-worker-3', startsAt: iso(T0 - minutes(10)) })
-  const node = view('worker-3', { record: record({ phase: 'pending', alert: tracked }) })
-  t.match(check(alert('worker-3'), node)?.reason, /duplicate: alert fp-worker-3 is already handled/)
-  const resolved = view('worker-3', { record: record({ phase: 'cancelled', alert: { ...tracked, status: 'resolved' } }) })
-  t.match(check(alert('worker-3'), resolved)?.reason, /already resolved \(notification out of order\)/)
-  t.equal(check(alert('worker-3', { startsAt: iso(T0 - minutes(3)) }), node), undefined, 'same fingerprint, new startsAt: a new episode')
+t.test('Go\'s zero time, or anything before the year 1001, is no start time: never "firing for 2,000 years"', async t => {
+  for (const startsAt of ['0001-01-01T00:00:00Z', '1000-12-31T23:59:59Z']) {
+    t.match(check(alert('worker-3', { startsAt }))?.reason, /startsAt is not a start time/, startsAt)
+  }
+  t.equal(check(alert('worker-3', { startsAt: '1001-01-01T00:00:00Z' })), undefined, 'old, but a time')
+})
+
+t.test('a resolved alert is validated for its node and opt-in, not for its end', async t => {
+  t.equal(check(alert('worker-3', { status: 'resolved', endsAt: iso(T0 - 1000) })), undefined)
+  t.match(check(alert('worker-3', { status: 'resolved', labels: { remediation: '' } }))?.reason, /not opted in/)
 })

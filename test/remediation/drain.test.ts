@@ -5,7 +5,7 @@ import { drainNode, skipReason } from '../../src/remediation/drain.ts'
 import { seededSim } from '../support/sim.ts'
 
 const log = pino({ level: 'silent' })
-const base = { excludeAnnotation: 'x/drain-exclude', forceDeleteOnTimeout: false, now: Date.now, log }
+const base = { excludeAnnotation: 'x/drain-exclude', forceDeleteOnTimeout: false, now: Date.now, log, fence: () => true }
 
 t.test('pods that stay: finished, DaemonSet, mirror, opted out — in kubectl\'s order', async t => {
   const pod = (extra: object) => ({ metadata: { name: 'p', namespace: 'd', ...extra }, status: { phase: 'Running' } })

@@ -1,119 +1,157 @@
 import t from 'tap'
-import { triage } from '../../src/remediation/intake.ts'
+import { toNodeAlert } from '../../src/alerts/node-alert.ts'
+import type { WebhookAlert } from '../../src/alerts/webhook.ts'
+import type { PolicyConfig } from '../../src/policy/config.ts'
+import type { Fleet } from '../../src/remediation/fleet.ts'
+import { decide, triage } from '../../src/remediation/intake.ts'
+import type { NodeRecord } from '../../src/remediation/record.ts'
+import { nextToStart } from '../../src/remediation/schedule.ts'
 import { iso } from '../../src/time.ts'
-import { alert, firingAlert, fleet, minutes, policy, T0 } from '../support/core.ts'
+import { alert, firingAlert, fleet, fleetOf, minutes, policy, T0 } from '../support/core.ts'
 
-const config = policy({ maxConcurrentDrains: 1, minFiringAgeMs: minutes(2), poolSpacingMs: 0, breakerMinNodes: 3 })
+const config = policy({ minFiringAgeMs: minutes(2), stormSettleMs: 0, poolSpacingMs: 0, alertTtlMs: minutes(130) })
+
+/** One notification through the pure core, as the engine runs it: triage, persist (here: into the fleet), decide. */
+function deliver (index: Fleet, alerts: WebhookAlert[], now = T0, c: PolicyConfig = config) {
+  const nodeAlerts = alerts.map(a => toNodeAlert(a, c))
+  const { outcomes, changes } = triage(nodeAlerts, index, now, c)
+  for (const [name, change] of changes) {
+    const v = index.get(name)!
+    index.upsert({ ...v, record: change.record, unschedulable: change.unschedulable ?? v.unschedulable })
+  }
+  const schedule = nextToStart(index, now, c)
+  return { decisions: decide(nodeAlerts, outcomes, name => schedule.blocked.get(name)), changes }
+}
+const recordOf = (index: Fleet, name: string): NodeRecord => index.get(name)!.record!
+const resolvedOf = (a: WebhookAlert, at = T0): WebhookAlert => ({ ...a, status: 'resolved', endsAt: iso(at) })
 
 t.test('a valid firing alert makes its node pending and, with a free slot, remediate now', async t => {
-  const { decisions, changes } = triage([alert('app-1')], fleet({ app: 10 }), T0, config, new Map())
-  t.equal(decisions[0]!.action, 'remediate')
-  t.equal(decisions[0]!.node, 'app-1')
-  t.match(decisions[0]!.reason, /remediation starts now/)
-  const change = changes.get('app-1')!
-  t.equal(change.record.phase, 'pending')
-  t.equal(change.record.alert?.action, 'replace', 'remediation="drain" maps to the configured provider action')
-  t.same(change.record.history.map(h => `${h.from}->${h.to}`), ['healthy->pending'])
-  t.equal(change.unschedulable, undefined, 'pending does not touch schedulability yet')
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const { decisions } = deliver(index, [alert('app-1')])
+  t.match(decisions, [{ node: 'app-1', action: 'remediate', reason: /firing since .*; remediation starts now/ }])
+  const record = recordOf(index, 'app-1')
+  t.equal(record.phase, 'pending')
+  t.equal(record.uid, 'uid-app-1', 'tied to the Node object')
+  t.match(record.alerts, [{ fingerprint: 'fp-app-1', status: 'firing', action: 'ladder', receivedAt: iso(T0), lastSeen: iso(T0) }])
 })
 
-t.test('the opt-in value chooses the provider action', async t => {
-  const { changes } = triage([alert('app-1', { labels: { remediation: 'reboot' } })], fleet({ app: 10 }), T0, config, new Map())
-  t.equal(changes.get('app-1')!.record.alert?.action, 'reboot')
+t.test('the opt-in value chooses what the alert asks for', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  deliver(index, [alert('app-1', { labels: { remediation: 'reboot' } }), alert('app-3', { labels: { remediation: 'replace' } })])
+  t.equal(recordOf(index, 'app-1').alerts[0]!.action, 'reboot')
+  t.equal(recordOf(index, 'app-3').alerts[0]!.action, 'replace')
 })
 
-t.test('decisions keep the order of the alerts and say why', async t => {
-  const alerts = [alert('app-1'), alert(undefined), alert('ghost'), alert('app-2')]
-  const { decisions } = triage(alerts, fleet({ app: 10 }), T0, config, new Map())
-  t.same(decisions.map(d => [d.node, d.action]), [['app-1', 'remediate'], [null, 'ignored'], ['ghost', 'ignored'], ['app-2', 'deferred']])
-  t.match(decisions[3]!.reason, /deferred: 1 of 1 drain slots in use/)
-  t.equal(decisions[3]!.rule, 'semaphore')
-})
-
-t.test('a young alert is deferred by hysteresis, not ignored', async t => {
-  const { decisions, changes } = triage([alert('app-1', { startsAt: iso(T0 - minutes(1)) })], fleet({ app: 10 }), T0, config, new Map())
-  t.equal(decisions[0]!.action, 'deferred')
-  t.equal(decisions[0]!.rule, 'hysteresis')
-  t.equal(changes.get('app-1')!.record.phase, 'pending')
-})
-
-t.test('an alert for a node in cooldown is deferred until the cooldown ends', async t => {
-  const snapshot = fleet({ app: 10 }, { 'app-1': { phase: 'cooldown', cooldownUntil: iso(T0 + minutes(20)), alert: firingAlert({ fingerprint: 'old' }) } })
-  const { decisions } = triage([alert('app-1')], snapshot, T0, config, new Map())
-  t.equal(decisions[0]!.action, 'deferred')
-  t.equal(decisions[0]!.rule, 'cooldown')
-})
-
-t.test('a node already being remediated ignores further alerts; a failed one asks for an operator', async t => {
-  let snapshot = fleet({ app: 10 }, { 'app-1': { phase: 'draining', alert: firingAlert({ fingerprint: 'other' }) } })
-  let result = triage([alert('app-1')], snapshot, T0, config, new Map())
-  t.match(result.decisions[0]!.reason, /node already draining for NodeDiskIOPSSaturated/)
-  t.equal(result.changes.size, 0)
-  snapshot = fleet({ app: 10 }, { 'app-1': { phase: 'failed', outcome: 'drain-timeout', alert: firingAlert({ fingerprint: 'other' }) } })
-  result = triage([alert('app-1')], snapshot, T0, config, new Map())
-  t.match(result.decisions[0]!.reason, /previous remediation failed \(drain-timeout\); uncordon the node to release it/)
+t.test('a young alert is deferred by hysteresis, not ignored; a node in cooldown waits for its end', async t => {
+  const index = fleetOf(fleet({ app: 5 }, { 'app-3': { phase: 'cooldown', cooldownUntil: iso(T0 + minutes(5)) } }).values())
+  const { decisions } = deliver(index, [alert('app-1', { startsAt: iso(T0 - minutes(1)) }), alert('app-3')])
+  t.match(decisions, [{ action: 'deferred', rule: 'hysteresis' }, { action: 'deferred', rule: 'cooldown' }])
 })
 
 t.test('resolved before the drain began: cancelled, and a cordon restored to the operator\'s choice', async t => {
-  const tracked = firingAlert({ fingerprint: 'fp-app-1', startsAt: iso(T0 - minutes(10)) })
-  const pending = fleet({ app: 10 }, { 'app-1': { phase: 'pending', alert: tracked } })
-  const resolved = alert('app-1', { status: 'resolved', endsAt: iso(T0 - 1000) })
-  let result = triage([resolved], pending, T0, config, new Map())
-  t.equal(result.decisions[0]!.action, 'cancelled')
-  t.equal(result.changes.get('app-1')!.record.phase, 'cancelled')
-  t.equal(result.changes.get('app-1')!.unschedulable, undefined, 'never cordoned: nothing to restore')
-
-  for (const was of [false, true]) {
-    const cordoned = fleet({ app: 10 }, { 'app-1': { phase: 'cordoned', alert: tracked, wasUnschedulable: was } })
-    result = triage([resolved], cordoned, T0, config, new Map())
-    t.equal(result.changes.get('app-1')!.unschedulable, was, `restores unschedulable=${was}`)
-  }
-
-  const draining = fleet({ app: 10 }, { 'app-1': { phase: 'draining', alert: tracked } })
-  result = triage([resolved], draining, T0, config, new Map())
-  t.equal(result.decisions[0]!.action, 'ignored')
-  t.equal(result.changes.get('app-1')!.record.phase, 'draining', 'a drain under way continues')
-  t.equal(result.changes.get('app-1')!.record.alert?.status, 'resolved', 'but the resolution is recorded')
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const a = alert('app-1')
+  deliver(index, [a])
+  index.upsert({ ...index.get('app-1')!, record: { ...recordOf(index, 'app-1'), phase: 'cordoned', wasUnschedulable: false }, unschedulable: true })
+  const { decisions, changes } = deliver(index, [resolvedOf(a)])
+  t.match(decisions, [{ action: 'cancelled', reason: /resolved before the drain began/ }])
+  t.equal(changes.get('app-1')!.unschedulable, false)
+  t.equal(recordOf(index, 'app-1').alerts[0]!.status, 'resolved')
 })
 
-t.test('a resolved alert that drove nothing changes nothing', async t => {
-  const result = triage([alert('app-1', { status: 'resolved' })], fleet({ app: 10 }), T0, config, new Map())
-  t.equal(result.decisions[0]!.action, 'ignored')
-  t.equal(result.changes.size, 0)
+t.test('a resolved episode is remembered even for a node we never tracked: its late firing is ignored', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const a = alert('app-4')
+  const first = deliver(index, [resolvedOf(a)])
+  t.match(first.decisions, [{ action: 'ignored', reason: /resolved; recorded/ }])
+  t.equal(recordOf(index, 'app-4').phase, 'healthy')
+  const late = deliver(index, [a])
+  t.match(late.decisions, [{ action: 'ignored', rule: 'validation', reason: /already resolved \(notification out of order\)/ }])
+  t.equal(recordOf(index, 'app-4').phase, 'healthy', 'never pending')
+  t.equal(late.changes.size, 0, 'nothing written')
 })
 
-t.test('replaying the same notification changes nothing the second time', async t => {
-  const payload = [alert('app-1'), alert('app-2', { labels: { remediation: 'reboot' } })]
-  const first = triage(payload, fleet({ app: 10 }), T0, config, new Map())
-  const second = triage(payload, first.snapshot, T0 + 1000, config, new Map())
-  t.equal(second.changes.size, 0)
-  t.ok(second.decisions.every(d => d.action === 'ignored' && /duplicate/.test(d.reason)))
+t.test('firing and resolved of one episode in one notification: resolved wins', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const a = alert('app-2')
+  const { decisions } = deliver(index, [resolvedOf(a), a])
+  t.equal(recordOf(index, 'app-2').phase, 'cancelled')
+  t.equal(decisions[0]!.action, 'cancelled')
 })
 
-t.test('a re-fire after resolution counts toward flapping and is eventually held', async t => {
-  const flappy = policy({ ...config, flapMaxRefires: 1 })
-  let snapshot = fleet({ app: 10 })
-  let last
-  for (const [i, m] of [30, 20, 10].entries()) {
-    const firing = alert('app-1', { startsAt: iso(T0 - minutes(m)) })
-    last = triage([firing], snapshot, T0 - minutes(m) + minutes(3), flappy, new Map())
-    snapshot = new Map(last.snapshot)
-    if (i < 2) snapshot = new Map(triage([{ ...firing, status: 'resolved' }], snapshot, T0 - minutes(m) + minutes(4), flappy, new Map()).snapshot)
-  }
-  t.equal(last!.decisions[0]!.action, 'deferred')
-  t.match(last!.decisions[0]!.reason, /flapping: re-fired 2 times/)
+t.test('all alerts of a node count: cancelled only when every one has resolved; the strongest drives', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const disk = alert('app-1', { labels: { remediation: 'reboot' } })
+  const db = alert('app-1', { fingerprint: 'db-app-1', labels: { alertname: 'NodeDatabaseConnectionLatencyHigh', remediation: 'replace' } })
+  deliver(index, [disk])
+  deliver(index, [db])
+  t.equal(recordOf(index, 'app-1').alerts.length, 2, 'the second alert is recorded, not lost')
+  t.equal(nextToStart(index, T0, config).start[0]!.action, 'replace', 'replace over reboot')
+  const one = deliver(index, [resolvedOf(disk)])
+  t.equal(one.decisions[0]!.action, 'ignored')
+  t.equal(recordOf(index, 'app-1').phase, 'pending', 'the other alert still fires')
+  const both = deliver(index, [resolvedOf(db)])
+  t.equal(both.decisions[0]!.action, 'cancelled')
 })
 
-t.test('several alerts for one node in one notification: the first drives, the rest are ignored', async t => {
-  const result = triage([alert('app-1'), alert('app-1', { fingerprint: 'second', labels: { alertname: 'DbLatency' } })], fleet({ app: 10 }), T0, config, new Map())
-  t.same(result.decisions.map(d => d.action), ['remediate', 'ignored'])
-  t.match(result.decisions[1]!.reason, /node already pending for NodeDiskIOPSSaturated/)
+t.test('a replay changes nothing; a repeat refreshes when it was last seen, coarsely, so it never expires while sent', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const a = alert('app-1')
+  deliver(index, [a])
+  t.equal(deliver(index, [a], T0 + minutes(1)).changes.size, 0, 'a repeat within ALERT_TTL/4 writes nothing')
+  const refreshed = deliver(index, [a], T0 + minutes(40))
+  t.equal(refreshed.changes.size, 1, 'a repeat after ALERT_TTL/4 writes the new time')
+  t.equal(recordOf(index, 'app-1').alerts[0]!.lastSeen, iso(T0 + minutes(40)))
+  t.equal(recordOf(index, 'app-1').alerts[0]!.receivedAt, iso(T0), 'first recorded stays')
 })
 
-t.test('the breaker in a storm: the notification that trips it defers every node in the pool', async t => {
-  const storm = ['app-1', 'app-2', 'app-3'].map(n => alert(n))
-  const result = triage(storm, fleet({ app: 10, data: 10 }), T0, config, new Map())
-  t.ok(result.decisions.every(d => d.action === 'deferred' && d.rule === 'circuit-breaker'))
-  const other = triage([alert('data-1')], result.snapshot, T0, config, new Map())
-  t.equal(other.decisions[0]!.action, 'remediate', 'another pool is not affected')
+t.test('an alert that stopped counting (stale, silenced) comes back when Alertmanager sends it again', async t => {
+  const index = fleetOf(fleet({ app: 5 }, { 'app-1': { phase: 'cancelled', alerts: [firingAlert({ fingerprint: 'fp-app-1', startsAt: iso(T0 - minutes(10)), status: 'silenced', endedAt: iso(T0 - minutes(1)) })] } }).values())
+  const { decisions } = deliver(index, [alert('app-1')])
+  t.equal(recordOf(index, 'app-1').phase, 'pending')
+  t.equal(decisions[0]!.action, 'remediate')
+  t.equal(recordOf(index, 'app-1').alerts[0]!.status, 'firing')
+})
+
+t.test('while the fix is verified: a new episode means not fixed (back to pending); the same episode is only recorded', async t => {
+  const started = iso(T0 - minutes(20))
+  const driving = firingAlert({ fingerprint: 'fp-app-1', startsAt: iso(T0 - minutes(10)), receivedAt: started })
+  const index = fleetOf(fleet({ app: 5 }, { 'app-1': { phase: 'verifying', since: iso(T0 - minutes(1)), verifySince: iso(T0 - minutes(1)), startedAt: started, alerts: [driving] } }).values())
+  const same = deliver(index, [alert('app-1')])
+  t.match(same.decisions, [{ action: 'ignored', reason: /proving its fix/ }])
+  t.equal(recordOf(index, 'app-1').phase, 'verifying')
+  const refire = deliver(index, [alert('app-1', { startsAt: iso(T0 - minutes(2)) })])
+  t.match(refire.decisions, [{ reason: /re-fired while the fix was being verified/ }])
+  t.equal(recordOf(index, 'app-1').phase, 'pending')
+  t.equal(recordOf(index, 'app-1').outcome, 'not-fixed')
+})
+
+t.test('healthy again, yet Alertmanager still sends the episode that drove the last remediation: not fixed', async t => {
+  const started = iso(T0 - minutes(60))
+  const driving = firingAlert({ fingerprint: 'fp-app-1', startsAt: iso(T0 - minutes(10)), receivedAt: iso(T0 - minutes(61)), lastSeen: iso(T0 - minutes(61)) })
+  const index = fleetOf(fleet({ app: 5 }, { 'app-1': { phase: 'healthy', since: iso(T0 - minutes(5)), startedAt: started, provenAt: iso(T0 - minutes(40)), alerts: [driving] } }).values())
+  const { decisions } = deliver(index, [alert('app-1')])
+  t.match(decisions, [{ reason: /still firing after the last remediation/ }])
+  t.equal(recordOf(index, 'app-1').phase, 'pending')
+})
+
+t.test('a node being worked on, or held for an operator, records new alerts and starts nothing', async t => {
+  const index = fleetOf(fleet({ app: 5 }, { 'app-1': { phase: 'draining' }, 'app-2': { phase: 'failed', outcome: 'drain-timeout' } }).values())
+  const { decisions } = deliver(index, [alert('app-1'), alert('app-2')])
+  t.match(decisions, [{ action: 'ignored', reason: /node already draining; alert recorded/ }, { action: 'ignored', reason: /failed \(drain-timeout\) and held for an operator; uncordon it/ }])
+  t.equal(recordOf(index, 'app-1').alerts.length, 1)
+})
+
+t.test('triage is pure: the fleet it reads is not changed', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const before = index.get('app-1')
+  triage([toNodeAlert(alert('app-1'), config)], index, T0, config)
+  t.equal(index.get('app-1'), before)
+})
+
+t.test('decisions keep the order of the alerts and say why', async t => {
+  const index = fleetOf(fleet({ app: 5 }).values())
+  const { decisions } = deliver(index, [alert('app-1'), alert('ghost'), alert('app-2', { labels: { remediation: 'nope' } })])
+  t.same(decisions.map(d => [d.node, d.action]), [['app-1', 'remediate'], ['ghost', 'ignored'], ['app-2', 'ignored']])
+  t.match(decisions[1]!.reason, /node ghost is not in the cluster/)
 })

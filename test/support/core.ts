@@ -1,7 +1,8 @@
 import type { WebhookAlert } from '../../src/alerts/webhook.ts'
 import { policyOf, parseConfig, type Config } from '../../src/config.ts'
 import type { PolicyConfig } from '../../src/policy/config.ts'
-import { emptyRecord, type NodeRecord } from '../../src/remediation/record.ts'
+import { createFleet, type Fleet } from '../../src/remediation/fleet.ts'
+import { emptyRecord, type NodeRecord, type TrackedAlert } from '../../src/remediation/record.ts'
 import { iso } from '../../src/time.ts'
 import type { NodeView, Snapshot } from '../../src/remediation/snapshot.ts'
 
@@ -34,7 +35,25 @@ export function alert (node: string | undefined, overrides: Partial<WebhookAlert
 }
 
 export function view (name: string, overrides: Partial<NodeView> = {}): NodeView {
-  return { name, pool: 'app', zone: 'zone-a', unschedulable: false, providerID: `sim:///zone-a/${name}`, bootID: `boot-${name}`, ready: true, record: undefined, recordError: undefined, ...overrides }
+  return {
+    name,
+    uid: `uid-${name}`,
+    pool: 'app',
+    zone: 'zone-a',
+    unschedulable: false,
+    providerID: `sim:///zone-a/${name}`,
+    bootID: `boot-${name}`,
+    ready: true,
+    deleting: false,
+    taints: [],
+    veto: undefined,
+    createdAt: T0 - minutes(24 * 60),
+    labels: {},
+    allocatable: { cpu: 32, memory: 128 * 2 ** 30, pods: 110 },
+    record: undefined,
+    recordError: undefined,
+    ...overrides
+  }
 }
 
 export function record (overrides: Partial<NodeRecord> = {}): NodeRecord {
@@ -54,12 +73,21 @@ export function fleet (pools: Record<string, number>, records: Record<string, Pa
   return snapshot
 }
 
-export const firingAlert = (overrides: Partial<NonNullable<NodeRecord['alert']>> = {}): NonNullable<NodeRecord['alert']> => ({
+export const firingAlert = (overrides: Partial<TrackedAlert> = {}): TrackedAlert => ({
   alertname: 'NodeDiskIOPSSaturated',
   fingerprint: 'fp',
   startsAt: iso(T0 - minutes(10)),
   status: 'firing',
-  action: 'replace',
+  action: 'ladder',
   source: 'alertmanager',
+  receivedAt: iso(T0 - minutes(9)),
+  lastSeen: iso(T0 - minutes(9)),
   ...overrides
 })
+
+/** A fleet index holding the given views. */
+export function fleetOf (views: Iterable<NodeView>, config: PolicyConfig = policy()): Fleet {
+  const index = createFleet(config)
+  for (const v of views) index.upsert(v)
+  return index
+}

@@ -1,5 +1,5 @@
 import { pino } from 'pino'
-import { policyOf } from '../../src/config.ts'
+import { engineConfigOf } from '../../src/config.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import type { Provider } from '../../src/providers/provider.ts'
 import { createEngine, type EngineDeps } from '../../src/remediation/engine.ts'
@@ -14,6 +14,8 @@ export const prefix = 'self-healing-controller.io'
 export const fastSettings: Record<string, string> = {
   MIN_FIRING_AGE: '0s',
   POOL_SPACING: '0s',
+  STORM_SETTLE: '0s',
+  VERIFY_DWELL: '0s',
   DRAIN_TIMEOUT: '3s',
   EVICTION_BACKOFF: '20ms',
   EVICTION_BACKOFF_MAX: '100ms',
@@ -29,25 +31,19 @@ export function seededSim (options: Partial<SimOptions> = {}): SimCluster {
 export type Harness = ReturnType<typeof startEngine>
 
 /** An engine on a simulated cluster, as main.ts composes it but with test settings and a silent log. */
-export function startEngine (sim: SimCluster, settings: Record<string, string> = {}, extra: Partial<Pick<EngineDeps, 'provider' | 'prometheusCheck' | 'now'>> = {}) {
+export function startEngine (sim: SimCluster, settings: Record<string, string> = {}, extra: Partial<Pick<EngineDeps, 'provider' | 'prometheusCheck' | 'now' | 'startAsLeader' | 'leaseValid' | 'gates'>> = {}) {
   const config = defaultConfig({ ...fastSettings, ...settings })
   const metrics = createMetrics()
   const simProvider = createSimProvider(sim, { delayMs: 10 })
   const provider: Provider = extra.provider ?? simProvider
+  delete extra.provider
   const engine = createEngine({
     cluster: sim,
     provider,
     metrics,
     log: pino({ level: 'silent' }),
-    config: {
-      policy: policyOf(config),
-      annotationPrefix: prefix,
-      dryRun: config.dryRun,
-      reconcileIntervalMs: config.reconcileInterval,
-      drain: { concurrency: config.evictionConcurrency, backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax }, forceDeleteOnTimeout: config.forceDeleteOnTimeout }
-    },
-    ...(extra.prometheusCheck ? { prometheusCheck: extra.prometheusCheck } : {}),
-    ...(extra.now ? { now: extra.now } : {})
+    config: engineConfigOf(config),
+    ...extra
   })
   engine.start()
   return { engine, metrics, config, simProvider }
