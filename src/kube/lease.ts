@@ -83,7 +83,12 @@ export function startLeaderElection (options: ElectionOptions): Elector {
     }
     const duration = (current.spec?.leaseDurationSeconds ?? durationSeconds) * 1000
     const free = holder === undefined || holder === ''
-    if (holder !== identity && !free && now() < observed.at + duration) return false
+    if (holder !== identity && !free && now() < observed.at + duration) {
+      // Someone else holds it: whatever we believed, we are not the leader now. Stop at once
+      // rather than at the renew deadline, so nothing is written meanwhile.
+      if (leader) await demote(`the lease is held by ${holder}`)
+      return false
+    }
     const transitions = (current.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1)
     // replace carries metadata.resourceVersion: a concurrent writer makes this fail with 409.
     await api.replaceNamespacedLease({ name, namespace, body: spec(current, transitions) })

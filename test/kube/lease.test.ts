@@ -40,10 +40,21 @@ t.test('leader election on a Lease', { skip: bins.skip ?? false, timeout: 120_00
   await waitFor('replica-b to take over after a hand-back', () => b.isLeader(), { timeoutMs: 5_000 })
   t.same(history, ['replica-a started', 'replica-a stopped', 'replica-b started'], 'the old leader stopped acting before the new one started')
 
+  // Someone else takes the lease: the holder stops acting at its next renewal, not at its deadline.
+  t.ok(b.leaseValid(), 'a fresh renewal: the lease is certainly held')
+  const takenAt = Date.now()
+  const taken = await cp.kubectl(['patch', 'lease', '-n', 'shc', 'self-healing-controller', '--type=merge', '-p', JSON.stringify({ spec: { holderIdentity: 'intruder', renewTime: new Date().toISOString().replace('Z', '000Z'), leaseDurationSeconds: 3 } })])
+  t.equal(taken.code, 0, taken.stderr)
+  await waitFor('replica-b to see the other holder', () => !b.isLeader(), { timeoutMs: 5_000 })
+  t.ok(Date.now() - takenAt < timings.renewDeadlineMs, 'stepped down at once, well before its renew deadline')
+  t.notOk(b.leaseValid(), 'and no longer claims the lease')
+  await waitFor('replica-b to lead again once the intruder\'s lease expired', () => b.isLeader(), { timeoutMs: 10_000 })
+
   // The API server goes away: the leader must stop acting within the renew deadline.
   const lostAt = Date.now()
   await cp.stop()
   await waitFor('replica-b to step down', () => !b.isLeader(), { timeoutMs: timings.leaseDurationMs + 2000 })
   t.ok(Date.now() - lostAt < timings.leaseDurationMs, 'stepped down before the lease could expire for anyone else')
   t.equal(history.at(-1), 'replica-b stopped')
+  t.same(history.slice(3, 5), ['replica-b stopped', 'replica-b started'], 'the takeover was a stop, then a start')
 })
