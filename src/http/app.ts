@@ -13,7 +13,7 @@ import { iso } from '../time.ts'
 import { admitLargeBodies } from './admission.ts'
 import { requireBearer } from './auth.ts'
 import { countRequests } from './request-metrics.ts'
-import { DecisionsBody, ErrorBody, FaultRequest, NodeStatusBody } from './schemas.ts'
+import { BudgetBody, DecisionsBody, ErrorBody, FaultRequest, NodeStatusBody } from './schemas.ts'
 
 export type AppOptions = {
   engine: Engine
@@ -121,6 +121,11 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
     onRequest: readAuth,
     schema: { summary: 'Every tracked node\'s remediation state', security: [{ bearer: [] }], response: { 200: Type.Object({ nodes: Type.Array(NodeStatusBody) }), ...errors } }
   }, async () => ({ nodes: await engine.nodes() }))
+
+  api.get('/v1/budget', {
+    onRequest: readAuth,
+    schema: { summary: 'Per pool and zone: size, out of service (ours and others\', by cause), budget, breakers; departed nodes', security: [{ bearer: [] }], response: { 200: BudgetBody, ...errors } }
+  }, async () => await engine.budget())
 
   api.get('/v1/nodes/:name', {
     onRequest: readAuth,

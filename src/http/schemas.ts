@@ -4,13 +4,17 @@ import { phases } from '../remediation/record.ts'
 /** Response and request shapes: one source of truth for validation, types and the OpenAPI document. */
 export const ErrorBody = Type.Object({ statusCode: Type.Integer(), error: Type.String(), message: Type.String() })
 
+/** A blocking rule's numbers: they change from one decision to the next, so they are shown, never persisted. */
+const Detail = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))
+
 export const DecisionBody = Type.Object({
   node: Type.Union([Type.String(), Type.Null()]),
   alertname: Type.String(),
   fingerprint: Type.String(),
   action: Type.Union([Type.Literal('remediate'), Type.Literal('ignored'), Type.Literal('deferred'), Type.Literal('cancelled')]),
   reason: Type.String(),
-  rule: Type.Optional(Type.String())
+  rule: Type.Optional(Type.String()),
+  detail: Type.Optional(Detail)
 })
 
 export const DecisionsBody = Type.Object({
@@ -30,26 +34,61 @@ const nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.U
 
 export const TransitionBody = Type.Object({ from: Type.String(), to: Type.String(), at: Type.String(), reason: Type.String() })
 
+const AlertBody = Type.Object({
+  alertname: Type.String(),
+  fingerprint: Type.String(),
+  startsAt: Type.String(),
+  status: Type.String(),
+  action: Type.String(),
+  summary: Type.Optional(Type.String()),
+  source: Type.String(),
+  receivedAt: Type.String(),
+  lastSeen: Type.String(),
+  endedAt: Type.Optional(Type.String()),
+  endsAt: Type.Optional(Type.String())
+})
+
 export const NodeStatusBody = Type.Object({
   name: Type.String(),
+  uid: Type.String(),
   pool: Type.String(),
   zone: Type.String(),
   unschedulable: Type.Boolean(),
   phase: Type.Enum(phases),
   since: nullable(Type.String()),
   reason: Type.String(),
-  alert: Type.Union([Type.Object({
-    alertname: Type.String(),
-    fingerprint: Type.String(),
-    startsAt: Type.String(),
-    status: Type.String(),
-    action: Type.String(),
-    summary: Type.Optional(Type.String()),
-    source: Type.String()
-  }), Type.Null()]),
-  deferred: Type.Union([Type.Object({ rule: Type.String(), reason: Type.String(), scope: Type.Optional(Type.String()) }), Type.Null()]),
+  alert: Type.Union([AlertBody, Type.Null()]),
+  alerts: Type.Array(AlertBody),
+  deferred: Type.Union([Type.Object({ rule: Type.String(), reason: Type.String(), scope: Type.Optional(Type.String()), detail: Type.Optional(Detail) }), Type.Null()]),
+  outOfService: Type.Union([Type.Object({ cause: Type.String(), by: Type.Union([Type.Literal('us'), Type.Literal('others')]) }), Type.Null()]),
+  veto: Type.Union([Type.Object({ reason: Type.String(), until: Type.Optional(Type.String()) }), Type.Null()]),
   cooldownUntil: nullable(Type.String()),
   drainDeadline: nullable(Type.String()),
   outcome: nullable(Type.String()),
   transitions: Type.Array(TransitionBody)
+})
+
+const OutOfServiceBody = Type.Object({ ours: Type.Integer(), others: Type.Integer(), causes: Type.Record(Type.String(), Type.Integer()) })
+
+export const BudgetBody = Type.Object({
+  maxConcurrentDrains: Type.Integer(),
+  ours: Type.Integer({ description: 'slots held by us, cluster-wide' }),
+  pools: Type.Array(Type.Object({
+    pool: Type.String(),
+    size: Type.Integer(),
+    budget: Type.Integer(),
+    outOfService: OutOfServiceBody,
+    breaker: Type.Object({ open: Type.Boolean(), since: Type.Optional(Type.String()), closedAt: Type.Optional(Type.String()), proven: Type.Optional(Type.Integer()) }),
+    zones: Type.Array(Type.Object({ zone: Type.String(), size: Type.Integer(), budget: Type.Integer(), outOfService: OutOfServiceBody }))
+  })),
+  departed: Type.Array(Type.Object({
+    node: Type.String(),
+    pool: Type.String(),
+    zone: Type.String(),
+    goneAt: Type.String(),
+    expected: Type.Integer(),
+    deadline: Type.String(),
+    backSince: Type.Optional(Type.String()),
+    failed: Type.Optional(Type.String())
+  }))
 })

@@ -25,16 +25,17 @@ t.test('a firing alert drains its node on a real cluster, with exactly the deplo
   const before = (await s.pods('web')).filter(p => p.spec?.nodeName === 'app-1').length
   t.ok(before > 0, `app-1 runs ${before} web pods`)
 
-  const controller = await s.controller('replica-a', { PROVIDER_ACTION: 'reboot' })
+  const controller = await s.controller('replica-a')
   const answer = await controller.post('/v1/alerts', notification(['app-1']))
   t.equal(answer.status, 202)
   t.match(answer.body.decisions, [{ node: 'app-1', action: 'remediate' }])
 
-  await waitFor('app-1 to finish its remediation', async () => await s.phase('app-1') === 'cooldown', { timeoutMs: 90_000 })
+  await waitFor('app-1 to finish its remediation', async () => await s.phase('app-1') === 'failed', { timeoutMs: 90_000 })
   const state = await s.state('app-1')
-  t.same(state.history.map((h: { to: string }) => h.to), ['pending', 'cordoned', 'draining', 'remediating', 'cooldown'])
-  t.match(state.history.find((h: { to: string }) => h.to === 'cooldown').reason, /provider none/, 'the provider was called')
-  t.not((await s.node('app-1')).spec?.unschedulable, true, 'a rebooted machine returns to service')
+  t.same(state.history.map((h: { to: string }) => h.to), ['pending', 'cordoned', 'draining', 'remediating', 'failed'])
+  t.equal(state.outcome, 'not-performed')
+  t.match(state.reason, /provider none: .*requested action 'reboot' was not performed.*stays cordoned for an operator/, 'PROVIDER=none fixes nothing, and says so')
+  t.equal((await s.node('app-1')).spec?.unschedulable, true, 'a drained node nobody fixed stays out of service')
 
   const web = await s.pods('web')
   t.equal(web.filter(p => p.spec?.nodeName === 'app-1').length, 0, 'no web pod left on app-1')
@@ -43,7 +44,7 @@ t.test('a firing alert drains its node on a real cluster, with exactly the deplo
 
   const events = (await s.cp.kubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default' })).items
     .filter(e => e.regarding?.kind === 'Node' && e.regarding.name === 'app-1' && e.reportingController === 'self-healing-controller.io/controller')
-  t.same(events.map(e => e.reason).sort(), ['RemediationCooldown', 'RemediationCordoned', 'RemediationDraining', 'RemediationPending', 'RemediationRemediating'].sort())
+  t.same(events.map(e => e.reason).sort(), ['RemediationCordoned', 'RemediationDraining', 'RemediationFailed', 'RemediationPending', 'RemediationRemediating'].sort())
   t.ok(events.every(e => e.reportingInstance === 'replica-a'))
   const described = await s.cp.kubectl(['describe', 'node', 'app-1'])
   t.match(described.stdout, /RemediationCordoned/, 'kubectl describe node tells the story')

@@ -26,7 +26,7 @@ t.test('a machine rebooted through EC2 keeps its node cordoned until the node re
 
   const controller = await s.controller('replica-a', {
     PROVIDER: 'aws',
-    PROVIDER_ACTION: 'reboot',
+    REMEDIATION_LADDER: 'reboot',
     AWS_REGION: moto.clientConfig.region,
     AWS_ENDPOINT_URL: moto.endpoint,
     AWS_ACCESS_KEY_ID: moto.clientConfig.credentials.accessKeyId,
@@ -43,9 +43,10 @@ t.test('a machine rebooted through EC2 keeps its node cordoned until the node re
   t.equal((await s.node('app-9')).spec?.unschedulable, true, 'cordoned meanwhile')
 
   await setBoot('boot-after')
-  await waitFor('app-9 back in service', async () => await s.phase('app-9') === 'cooldown', { timeoutMs: 30_000 })
+  await waitFor('app-9 back in service, verified', async () => await s.phase('app-9') === 'cooldown', { timeoutMs: 30_000 })
   const state = await s.state('app-9')
-  t.same(state.history.map((h: { to: string }) => h.to).slice(-3), ['remediating', 'rebooting', 'cooldown'])
-  t.match(state.reason, /node Ready again on a new boot \(boot-after\)/)
+  t.same(state.history.map((h: { to: string }) => h.to).slice(-4), ['remediating', 'rebooting', 'verifying', 'cooldown'])
+  t.match(state.history.at(-2).reason, /node Ready again on a new boot \(boot-after\)/)
+  t.match(state.reason, /fix proven/)
   t.not((await s.node('app-9')).spec?.unschedulable, true, 'uncordoned once back')
 })

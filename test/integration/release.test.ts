@@ -13,7 +13,7 @@ t.test('resolved before its turn, and an operator uncordoning mid-drain', { skip
   const [waiting, alreadyCordoned] = nodes.filter(n => n !== victim)
   // An operator had cordoned this one before any alert: releasing it must keep their choice.
   await s.cp.kubectl(['cordon', alreadyCordoned!])
-  const controller = await s.controller('replica-a', { MAX_CONCURRENT_DRAINS: '1', BREAKER_MIN_NODES: '10', DRAIN_TIMEOUT: '120s' })
+  const controller = await s.controller('replica-a', { MAX_CONCURRENT_DRAINS: '1', BREAKER_MIN_NODES: '10', DRAIN_TIMEOUT: '120s', POOL_MAX_UNAVAILABLE: '2' })
 
   await controller.post('/v1/alerts', notification([victim]))
   await waitFor('the victim draining', async () => await s.phase(victim) === 'draining', { timeoutMs: 30_000 })

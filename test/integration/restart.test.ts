@@ -12,7 +12,7 @@ t.test('SIGKILL mid-drain: the restarted controller resumes, keeps the deadline 
   await s.deploy('pay', 'app', 2, { minAvailable: 2 })
   const victim = (await s.pods('pay'))[0]!.spec!.nodeName!
   const other = nodes.find(n => n !== victim)!
-  const env = { MAX_CONCURRENT_DRAINS: '1', BREAKER_MIN_NODES: '10', PROVIDER_ACTION: 'reboot', DRAIN_TIMEOUT: '120s' }
+  const env = { MAX_CONCURRENT_DRAINS: '1', BREAKER_MIN_NODES: '10', DRAIN_TIMEOUT: '120s', POOL_MAX_UNAVAILABLE: '2' }
   let maxCordoned = 0
   const watch = setInterval(() => { void s.cordoned(nodes).then(c => { maxCordoned = Math.max(maxCordoned, c.length) }).catch(() => {}) }, 200)
   t.teardown(() => clearInterval(watch))
@@ -30,10 +30,12 @@ t.test('SIGKILL mid-drain: the restarted controller resumes, keeps the deadline 
   t.equal(await s.phase(victim), 'draining', 'the new process took the drain over')
   t.equal(await s.phase(other), 'pending')
   await s.relax('pay')
-  await waitFor('the resumed drain to finish', async () => await s.phase(victim) === 'cooldown', { timeoutMs: 60_000 })
+  await waitFor('the resumed drain to finish', async () => await s.phase(victim) === 'failed', { timeoutMs: 60_000 })
   t.equal((await s.state(victim)).drainDeadline, deadline, 'the deadline survived the restart')
-  await waitFor('the waiting node to be remediated next', async () => await s.phase(other) === 'cooldown', { timeoutMs: 60_000 })
+  t.equal(await s.phase(other), 'pending', 'PROVIDER=none fixed nothing: the drained node keeps the slot')
+  await s.cp.kubectl(['uncordon', victim])
+  await waitFor('the waiting node to be remediated next, once an operator took the first back', async () => await s.phase(other) === 'failed', { timeoutMs: 60_000 })
   t.equal(maxCordoned, 1, 'never more nodes cordoned than the semaphore allows')
   const history = (await s.state(victim)).history.map((h: { to: string }) => h.to)
-  t.same(history, ['pending', 'cordoned', 'draining', 'remediating', 'cooldown'], 'no step repeated or skipped')
+  t.same(history, ['pending', 'cordoned', 'draining', 'remediating', 'failed', 'cancelled'], 'no step repeated or skipped')
 })

@@ -3,6 +3,7 @@ import net from 'node:net'
 /**
  * A TCP proxy in front of the API server that a test can cut (connections reset, new ones
  * refused) and restore on the same port: a network outage without stopping the control plane.
+ * It can also delay every byte sent to the server by `delayMs` (order kept): a slow API server.
  * TLS passes through untouched; the serving certificate names 127.0.0.1, as the proxy does.
  */
 export type CuttableProxy = {
@@ -22,8 +23,9 @@ function listen (server: net.Server, port: number): Promise<number> {
   })
 }
 
-export async function startCuttableProxy (target: URL): Promise<CuttableProxy> {
+export async function startCuttableProxy (target: URL, options: { delayMs?: number } = {}): Promise<CuttableProxy> {
   const sockets = new Set<net.Socket>()
+  const delayMs = options.delayMs ?? 0
   const server = net.createServer(client => {
     const upstream = net.connect(Number(target.port), target.hostname)
     for (const socket of [client, upstream]) {
@@ -31,7 +33,17 @@ export async function startCuttableProxy (target: URL): Promise<CuttableProxy> {
       socket.on('close', () => sockets.delete(socket))
       socket.on('error', () => { client.destroy(); upstream.destroy() })
     }
-    client.pipe(upstream).pipe(client)
+    upstream.pipe(client)
+    if (delayMs === 0) {
+      client.pipe(upstream)
+    } else {
+      // Each chunk waits its turn: later chunks never overtake earlier ones.
+      let last = Promise.resolve()
+      client.on('data', chunk => {
+        last = last.then(() => new Promise(resolve => setTimeout(resolve, delayMs))).then(() => { if (!upstream.destroyed) upstream.write(chunk) })
+      })
+      client.on('end', () => { void last.then(() => upstream.end()) })
+    }
   })
   const port = await listen(server, 0)
   const cut = async () => {

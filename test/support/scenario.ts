@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CoreV1Api, type V1Node } from '@kubernetes/client-node'
@@ -21,6 +21,8 @@ export const fastEnv: Record<string, string> = {
   PROVIDER: 'none',
   MIN_FIRING_AGE: '0s',
   POOL_SPACING: '0s',
+  STORM_SETTLE: '0s',
+  VERIFY_DWELL: '2s',
   RECONCILE_INTERVAL: '1s',
   DRAIN_TIMEOUT: '60s',
   EVICTION_BACKOFF: '200ms',
@@ -119,6 +121,12 @@ export async function startScenario (binDir: string, controlPlane: Omit<ControlP
       const controller = await startController(name, dir, { ...fastEnv, KUBECONFIG: controllerKubeconfig, ...env })
       controllers.push(controller)
       return controller
+    },
+    /** The controller's kubeconfig, but reaching the API server through `server` (a proxy). */
+    kubeconfigVia (server: string, name: string): string {
+      const path = join(dir, `${name}.kubeconfig`)
+      writeFileSync(path, readFileSync(controllerKubeconfig, 'utf8').replace(cp.server, server))
+      return path
     },
     /** Mutating requests the controller's ServiceAccount made, from the API server's audit log. */
     mutationsByController () {
