@@ -2,11 +2,13 @@ import { performance } from 'node:perf_hooks'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { parseAllDocuments } from 'yaml'
-import { defaultConfig } from '../test/support/core.ts'
+import { defaultConfig, view } from '../test/support/core.ts'
 import { ensureBinaries, startControlPlane, waitFor } from '../test/support/controlplane.ts'
 import { saUser } from '../test/support/scenario.ts'
 import { createKubeCluster } from '../src/kube/cluster.ts'
+import { engineConfigOf } from '../src/config.ts'
 import { drainNode } from '../src/remediation/drain.ts'
+import { classifyPods } from '../src/remediation/start-checks.ts'
 import { KubeConfig } from '@kubernetes/client-node'
 
 /**
@@ -53,6 +55,7 @@ export async function benchDrain () {
     const cluster = await createKubeCluster({ kubeConfig, reportingController: 'bench', reportingInstance: 'bench', log })
     const config = defaultConfig()
     const before = cp.readAuditEvents().filter(e => e.user.username === saUser).length
+    const ours = view('ours', { labels: { 'kubernetes.io/hostname': 'ours' } })
     const oursStart = performance.now()
     await cluster.patchNode('ours', { unschedulable: true })
     const result = await drainNode({
@@ -60,7 +63,8 @@ export async function benchDrain () {
       node: 'ours',
       deadline: Date.now() + 300_000,
       concurrency: config.evictionConcurrency,
-      excludeAnnotation: 'self-healing-controller.io/drain-exclude',
+      classify: pods => classifyPods({ cluster, switches: engineConfigOf(config).drain.switches }, pods, ours, 'reboot'),
+      nodeReady: async () => true,
       forceDeleteOnTimeout: false,
       fence: () => true,
       backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax },

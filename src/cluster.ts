@@ -1,4 +1,4 @@
-import type { V1Node, V1Pod } from '@kubernetes/client-node'
+import type { V1Node, V1OwnerReference, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
 
 /**
  * The seam between the engine and a cluster. `src/sim` implements it in memory for the default
@@ -15,6 +15,13 @@ export type Cluster = {
   /** Merge-patches annotations (null deletes) and `spec.unschedulable`; with a resourceVersion, fails with 'conflict' if the node changed. */
   patchNode (name: string, patch: NodePatch, resourceVersion?: string): Promise<V1Node>
   listPodsOnNode (name: string): Promise<V1Pod[]>
+  /** Every pod of the cluster (paginated underneath): what the capacity check counts as requested per node. */
+  listAllPods (): Promise<V1Pod[]>
+  /** Whether the controller an owner reference names still exists; `unknown` for kinds we do not look up. */
+  controllerExists (namespace: string, owner: V1OwnerReference): Promise<'exists' | 'gone' | 'unknown'>
+  getClaim (namespace: string, name: string): Promise<V1PersistentVolumeClaim | undefined>
+  getVolume (name: string): Promise<V1PersistentVolume | undefined>
+  listDisruptionBudgets (namespace: string): Promise<V1PodDisruptionBudget[]>
   evictPod (namespace: string, name: string): Promise<EvictionResult>
   deletePod (namespace: string, name: string, gracePeriodSeconds?: number): Promise<void>
   /** Resolves once no pod with this pod's uid exists; rejects when the signal aborts. */

@@ -60,7 +60,11 @@ export const options = {
   evictionConcurrency: { schema: Type.Integer({ minimum: 1, maximum: 100 }), env: 'EVICTION_CONCURRENCY', kind: 'int', default: '5', help: 'Evictions in flight per drain.' },
   evictionBackoff: { schema: Type.Integer({ minimum: 1 }), env: 'EVICTION_BACKOFF', kind: 'duration', default: '1s', help: 'First wait after a refused eviction (doubles; Retry-After wins when longer).' },
   evictionBackoffMax: { schema: Type.Integer({ minimum: 1 }), env: 'EVICTION_BACKOFF_MAX', kind: 'duration', default: '30s', help: 'Longest wait between eviction attempts of one pod.' },
-  forceDeleteOnTimeout: { schema: Type.Boolean(), env: 'FORCE_DELETE_ON_TIMEOUT', kind: 'bool', default: 'false', help: 'At the drain deadline, delete remaining pods with grace 0 (bypasses PodDisruptionBudgets).' },
+  forceDeleteOnTimeout: { schema: Type.Boolean(), env: 'FORCE_DELETE_ON_TIMEOUT', kind: 'bool', default: 'false', help: 'At the drain deadline, delete remaining pods with grace 0 (bypasses PodDisruptionBudgets; never a StatefulSet pod on a Ready node).' },
+  evictUnmanagedPods: { schema: Type.Boolean(), env: 'EVICT_UNMANAGED_PODS', kind: 'bool', default: 'false', help: 'Like kubectl drain --force: evict pods no controller would recreate. Off: such a node is not started.' },
+  deleteEmptydirData: { schema: Type.Boolean(), env: 'DELETE_EMPTYDIR_DATA', kind: 'bool', default: 'false', help: 'Like kubectl drain --delete-emptydir-data: evict pods whose emptyDir data is lost with them. Off: such a node is not started.' },
+  allowLocalDataLoss: { schema: Type.Boolean(), env: 'ALLOW_LOCAL_DATA_LOSS', kind: 'bool', default: 'false', help: 'Replace a node whose pods keep data on local or hostPath PersistentVolumes (the data is destroyed). Off: such a node may be rebooted, never replaced.' },
+  capacityCheck: { schema: Type.Boolean(), env: 'CAPACITY_CHECK', kind: 'bool', default: 'true', help: 'Before cordoning, check (first fit) that the evictable pods fit on the remaining schedulable, Ready nodes.' },
   prometheusUrl: { schema: Type.Optional(Type.String({ pattern: '^https?://' })), env: 'PROMETHEUS_URL', kind: 'string', help: 'When set, a drain starts only if Prometheus still reports the alert firing.' },
   provider: { schema: Type.Union([Type.Literal('sim'), Type.Literal('none'), Type.Literal('aws'), Type.Literal('clusterapi'), Type.Literal('karpenter')]), env: 'PROVIDER', kind: 'string', help: 'sim, none, aws, clusterapi or karpenter. Default sim on the simulated cluster, none otherwise.' },
   providerTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'PROVIDER_TIMEOUT', kind: 'duration', default: '10m', help: 'Deadline of one provider remediation, retries included.' },
@@ -242,10 +246,17 @@ export function engineConfigOf (config: Config): EngineConfig {
     resyncIntervalMs: config.resyncInterval,
     writeConcurrency: config.writeConcurrency,
     providerTimeoutMs: config.providerTimeout,
+    capacityCheck: config.capacityCheck,
     drain: {
       concurrency: config.evictionConcurrency,
       backoff: { initialMs: config.evictionBackoff, maxMs: config.evictionBackoffMax },
-      forceDeleteOnTimeout: config.forceDeleteOnTimeout
+      forceDeleteOnTimeout: config.forceDeleteOnTimeout,
+      switches: {
+        evictUnmanaged: config.evictUnmanagedPods,
+        deleteEmptyDirData: config.deleteEmptydirData,
+        allowLocalDataLoss: config.allowLocalDataLoss,
+        excludeAnnotation: `${config.annotationPrefix}/drain-exclude`
+      }
     }
   }
 }

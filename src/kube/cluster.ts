@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import {
   ApiException,
+  AppsV1Api,
+  BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
   EventsV1Api,
+  PolicyV1Api,
   PatchStrategy,
   V1MicroTime,
   setHeaderOptions,
   type KubeConfig,
-  type V1Node
+  type V1Container,
+  type V1Node,
+  type V1Pod
 } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { ClusterError, type Cluster, type ControllerState, type EvictionResult, type NodePatch, type ObjectRef } from '../cluster.ts'
@@ -64,6 +69,21 @@ function delay (ms: number): { promise: Promise<void>, clear: () => void } {
   return { promise, clear: () => clearTimeout(timer) }
 }
 
+/** What the capacity check reads of a pod: where it runs, whether it still counts, what it requests. */
+function leanPod (pod: V1Pod): V1Pod {
+  const requests = (containers: V1Container[] | undefined) => containers?.map(c => ({ name: c.name, resources: { requests: c.resources?.requests ?? {} } }))
+  return {
+    metadata: { name: pod.metadata?.name, namespace: pod.metadata?.namespace },
+    spec: {
+      nodeName: pod.spec?.nodeName,
+      containers: requests(pod.spec?.containers) ?? [],
+      ...(pod.spec?.initContainers === undefined ? {} : { initContainers: requests(pod.spec.initContainers) }),
+      ...(pod.spec?.overhead === undefined ? {} : { overhead: pod.spec.overhead })
+    },
+    status: { phase: pod.status?.phase }
+  }
+}
+
 /** Starts the node watch and resolves once it synced, its first attempt failed, or `firstSyncTimeoutMs` passed. */
 export async function createKubeCluster (options: KubeClusterOptions): Promise<KubeCluster> {
   const { kubeConfig, log } = options
@@ -71,6 +91,9 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
   const core = kubeConfig.makeApiClient(CoreV1Api)
   const events = kubeConfig.makeApiClient(EventsV1Api)
   const leases = kubeConfig.makeApiClient(CoordinationV1Api)
+  const apps = kubeConfig.makeApiClient(AppsV1Api)
+  const batch = kubeConfig.makeApiClient(BatchV1Api)
+  const policy = kubeConfig.makeApiClient(PolicyV1Api)
   const stateLease = options.stateLease ?? { namespace: 'self-healing-controller', name: 'self-healing-controller' }
   const nodes = createNodeCache({
     kubeConfig,
@@ -79,6 +102,16 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
     keepAnnotation: options.keepAnnotation ?? keptAnnotations('self-healing-controller.io')
   })
   const podGone = createPodGoneWaiter(kubeConfig, log)
+
+  /** A read that answers undefined for 404 and a ClusterError for anything else. */
+  const readOrUndefined = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined
+      throw toClusterError(err, what)
+    }
+  }
 
   const readLease = async () => {
     try {
@@ -125,6 +158,41 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
     async listPodsOnNode (name) {
       const pods = await call(`list pods on node ${name}`, () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${name}` }))
       return pods.items
+    },
+    async listAllPods () {
+      // Pages of 500, kept lean at once: 50,000 full pods would be hundreds of MB for a few numbers each.
+      const lean: V1Pod[] = []
+      let next: string | undefined
+      do {
+        const page = await call('list pods', () => core.listPodForAllNamespaces(next === undefined ? { limit: 500 } : { limit: 500, _continue: next }))
+        for (const pod of page.items) lean.push(leanPod(pod))
+        next = page.metadata?._continue || undefined
+      } while (next !== undefined)
+      return lean
+    },
+    async controllerExists (namespace, owner) {
+      const name = owner.name
+      const read = (): Promise<{ metadata?: { uid?: string } } | undefined> | undefined => {
+        const what = `read ${owner.kind} ${namespace}/${name}`
+        switch (`${owner.apiVersion.split('/')[0]}/${owner.kind}`) {
+          case 'apps/ReplicaSet': return readOrUndefined(what, () => apps.readNamespacedReplicaSet({ name, namespace }))
+          case 'apps/StatefulSet': return readOrUndefined(what, () => apps.readNamespacedStatefulSet({ name, namespace }))
+          case 'apps/DaemonSet': return readOrUndefined(what, () => apps.readNamespacedDaemonSet({ name, namespace }))
+          case 'batch/Job': return readOrUndefined(what, () => batch.readNamespacedJob({ name, namespace }))
+          case 'v1/ReplicationController': return readOrUndefined(what, () => core.readNamespacedReplicationController({ name, namespace }))
+          default: return undefined
+        }
+      }
+      const lookup = read()
+      if (lookup === undefined) return 'unknown'
+      const found = await lookup
+      // A new object of the same name is not the controller that made this pod.
+      return found !== undefined && (owner.uid === undefined || found.metadata?.uid === owner.uid) ? 'exists' : 'gone'
+    },
+    getClaim: (namespace, name) => readOrUndefined(`read persistentvolumeclaim ${namespace}/${name}`, () => core.readNamespacedPersistentVolumeClaim({ name, namespace })),
+    getVolume: name => readOrUndefined(`read persistentvolume ${name}`, () => core.readPersistentVolume({ name })),
+    async listDisruptionBudgets (namespace) {
+      return (await call(`list poddisruptionbudgets in ${namespace}`, () => policy.listNamespacedPodDisruptionBudget({ namespace }))).items
     },
     async evictPod (namespace, name): Promise<EvictionResult> {
       const body = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } }

@@ -10,6 +10,7 @@ import { allowedUnavailable, holdsSlot, outOfServiceCause, scopeKeys, type Scope
 import { breakerOpen, recordProvenFix, updateBreakerMemory } from '../policy/circuit-breaker.ts'
 import { persisted, type Block, type PolicyConfig } from '../policy/config.ts'
 import { drivingAlert, liveAlerts } from '../policy/expiry.ts'
+import type { DrainSwitches } from '../policy/pods.ts'
 import type { Provider } from '../providers/provider.ts'
 import { iso, parseTime } from '../time.ts'
 import { createFleet } from './fleet.ts'
@@ -23,6 +24,7 @@ import {
   cancelPending, deferPending, endCooldown, failRemediation, fixProven, notFixed, operatorUncordoned,
   interruptDwell, resumeDwell, returnToService, startRemediation, takenOverWhileVerifying, uncordonedByOperator, type Change
 } from './transitions.ts'
+import { startChecks, type StartCheckDeps } from './start-checks.ts'
 import { remediateNode, type WorkerDeps } from './worker.ts'
 
 export type EngineConfig = {
@@ -37,7 +39,9 @@ export type EngineConfig = {
   writeConcurrency: number
   /** Deadline of one provider call, retries included: how long `remediating` may last. */
   providerTimeoutMs: number
-  drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean }
+  drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean, switches: DrainSwitches }
+  /** Before a cordon: do the evictable pods fit elsewhere? */
+  capacityCheck: boolean
 }
 
 export type EngineDeps = {
@@ -71,7 +75,7 @@ export type NodeStatus = {
   alerts: NodeRecord['alerts']
   deferred: (Omit<Block, 'until'>) | null
   outOfService: { cause: string, by: 'us' | 'others' } | null
-  veto: NodeView['veto'] | null
+  veto: NonNullable<NodeView['veto']> | null
   cooldownUntil: string | null
   drainDeadline: string | null
   outcome: string | null
@@ -132,11 +136,12 @@ export function createEngine (deps: EngineDeps) {
   /** May this replica act right now? Asked right before every write, eviction and provider call. */
   const leading = () => leader && !stopped && (deps.leaseValid?.() ?? true)
 
+  const startCheckDeps: StartCheckDeps = { cluster, policy, switches: config.drain.switches, capacityCheck: config.capacityCheck }
   const workerDeps: WorkerDeps = {
     cluster, store, provider, policy, metrics, log, now,
     fence: leading,
     observed: (view, node) => observe(node, false, view),
-    drain: { ...config.drain, excludeAnnotation: `${config.annotationPrefix}/drain-exclude` }
+    drain: config.drain
   }
 
   function enqueue (name: string) {
@@ -255,13 +260,24 @@ export function createEngine (deps: EngineDeps) {
 
   // ---- intake (any replica) -----------------------------------------------------------------
 
-  /** The fleet-wide rules' answer for pending nodes, computed once per call. */
+  /** The fleet-wide rules' answer for pending nodes, computed once per call; pod checks' last answer for ones that would start. */
   function blocksNow (at: number): (name: string) => Block | undefined {
     let schedule: ReturnType<typeof nextToStart> | undefined
     return name => {
       schedule ??= nextToStart(fleet, at, policy, gates)
-      return schedule.blocked.get(name)
+      return schedule.blocked.get(name) ?? (schedule.start.some(s => s.node === name) ? podChecks.get(name) : undefined)
     }
+  }
+
+  /** For the answer: the nodes a notification would start now get their pod checks run first. */
+  async function checkWouldStart (alerts: readonly NodeAlert[], outcomes: readonly AlertOutcome[], at: number) {
+    const pending = new Set(alerts.filter((_, i) => outcomes[i]!.kind === 'pending').map(a => a.node!))
+    if (pending.size === 0) return
+    const schedule = nextToStart(fleet, at, policy, gates)
+    await forEachLimited(schedule.start.filter(s => pending.has(s.node)), 4, async s => {
+      const view = fleet.get(s.node)
+      if (view !== undefined) await checkPods(view, s.action).catch(err => log.warn({ err, node: s.node }, 'pod checks failed; the start re-checks'))
+    })
   }
 
   /** Applies `changes` to the fleet, runs `fn`, and puts the fleet back: what a dry-run request needs. */
@@ -289,13 +305,18 @@ export function createEngine (deps: EngineDeps) {
     const alerts = webhookAlerts.map(alert => toNodeAlert(alert, policy, source))
     const preview = triage(alerts, fleet, at, policy)
     let decisions: Decision[]
+    const doubtChanges = (notification.truncatedAlerts ?? 0) > 0 || fleet.state.doubts.has(notification.groupKey ?? '')
     if (dryRun || config.dryRun) {
       decisions = withChanges(preview.changes, () => decide(alerts, preview.outcomes, blocksNow(at)))
+    } else if (preview.changes.size === 0 && !doubtChanges) {
+      // Most notifications are Alertmanager's repeats: nothing to write, nothing to reconcile.
+      decisions = decide(alerts, preview.outcomes, blocksNow(at))
     } else {
       intakesInFlight++
       try {
-        const outcomes = await persistNotification(alerts, preview.changes, at)
+        const outcomes = await persistNotification(alerts, preview, at)
         await noteTruncation(alerts, notification, at)
+        await checkWouldStart(alerts, outcomes, at)
         decisions = decide(alerts, outcomes, blocksNow(at))
       } finally {
         intakesInFlight--
@@ -312,10 +333,10 @@ export function createEngine (deps: EngineDeps) {
   }
 
   /** Persists what a notification changes, node by node and several at a time; the outcomes of the last decision per node. */
-  async function persistNotification (alerts: readonly NodeAlert[], changes: ReadonlyMap<string, Change>, at: number): Promise<AlertOutcome[]> {
-    const outcomes = triage(alerts, fleet, at, policy).outcomes
+  async function persistNotification (alerts: readonly NodeAlert[], preview: { outcomes: AlertOutcome[], changes: ReadonlyMap<string, Change> }, at: number): Promise<AlertOutcome[]> {
+    const outcomes = [...preview.outcomes]
     const groups = groupByNode(alerts)
-    await forEachLimited(changes.keys(), config.writeConcurrency, async name => {
+    await forEachLimited(preview.changes.keys(), config.writeConcurrency, async name => {
       const indexes = groups.get(name)!
       const own = indexes.map(i => alerts[i]!)
       const keep = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
@@ -370,6 +391,18 @@ export function createEngine (deps: EngineDeps) {
   const samePending = (view: NodeView, expected: NodeView) =>
     view.record?.phase === 'pending' && view.record.since === expected.record?.since
 
+  /**
+   * The checks that read the cluster's pods (protected pods, room for them), for a node the rules
+   * would start now. Their last answer per node is kept for the API: its numbers are never persisted.
+   */
+  const podChecks = new Map<string, Block>()
+  async function checkPods (view: NodeView, action: Start['action']): Promise<Block | undefined> {
+    const block = await startChecks(startCheckDeps, view, action, fleet)
+    if (block === undefined) podChecks.delete(view.name)
+    else podChecks.set(view.name, block)
+    return block
+  }
+
   async function start (next: Start) {
     const expected = fleet.get(next.node)
     if (expected?.record?.phase !== 'pending') return
@@ -379,6 +412,11 @@ export function createEngine (deps: EngineDeps) {
       return
     }
     if (deps.prometheusCheck !== undefined) metrics.sourceUp.set({ source: 'prometheus' }, 1)
+    const block = await checkPods(expected, next.action)
+    if (block !== undefined) {
+      await persist(next.node, view => samePending(view, expected) ? deferPending(view.record!, persisted(block)) : undefined)
+      return
+    }
     const started = await persist(next.node, view => samePending(view, expected) ? startRemediation(view, next.action, now(), policy) : undefined)
     if (started?.record?.phase === 'cordoned') spawn(next.node)
   }
@@ -586,7 +624,7 @@ export function createEngine (deps: EngineDeps) {
     const record = view.record
     const live = liveAlerts(record, at, policy)
     const cause = outOfServiceCauseOf(view)
-    const block = record?.phase === 'pending' ? blocks(view.name) : undefined
+    const block = record?.phase === 'pending' ? blocks(view.name) ?? podChecks.get(view.name) : undefined
     const { until: _until, ...deferred }: Partial<Block> = block ?? record?.deferred ?? {}
     return {
       name: view.name,

@@ -4,7 +4,9 @@ import type { Cluster } from '../cluster.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
 import type { Provider, ProviderResult } from '../providers/provider.ts'
+import type { DrainSwitches } from '../policy/pods.ts'
 import { drainNode } from './drain.ts'
+import { classifyPods } from './start-checks.ts'
 import type { NodeRecord } from './record.ts'
 import type { NodeView } from './snapshot.ts'
 import { FencedError, type NodeStore } from './store.ts'
@@ -15,7 +17,7 @@ export type WorkerDeps = {
   store: NodeStore
   provider: Provider
   policy: PolicyConfig
-  drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean, excludeAnnotation: string }
+  drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean, switches: DrainSwitches }
   metrics: Metrics
   log: Logger
   now: () => number
@@ -55,7 +57,8 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
         node: name,
         deadline: Date.parse(record.drainDeadline!),
         concurrency: deps.drain.concurrency,
-        excludeAnnotation: deps.drain.excludeAnnotation,
+        classify: pods => classifyPods({ cluster: deps.cluster, switches: deps.drain.switches }, pods, current.view, record.action ?? 'none'),
+        nodeReady: async () => (await store.read(name))?.view.ready ?? false,
         forceDeleteOnTimeout: deps.drain.forceDeleteOnTimeout,
         backoff: deps.drain.backoff,
         signal,
@@ -69,7 +72,10 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
       await persist(undefined, view => {
         if (!sameRemediation(view, record, 'draining')) return undefined
         if (result.outcome === 'drain-timeout') {
-          return failRemediation(view.record!, now(), 'drain-timeout', `drain deadline reached with ${result.remaining.length} pods left (${result.remaining.join(', ')}); nothing was force-deleted`)
+          return failRemediation(view.record!, now(), 'drain-timeout', `drain deadline reached with ${result.remaining.length} pods left (${result.remaining.join(', ')}); ${result.detail ?? 'nothing was force-deleted'}`)
+        }
+        if (result.outcome === 'pdb-misconfigured' || result.outcome === 'protected-pods') {
+          return failRemediation(view.record!, now(), result.outcome, `drain stopped: ${result.detail}; left cordoned`)
         }
         return drainSucceeded(view.record!, now(), `${result.outcome === 'force-deleted' ? 'drain deadline reached; remaining pods force-deleted as configured' : 'drained'}: ${summary}`)
       })

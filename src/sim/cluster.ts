@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { V1Node, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
+import type { V1Node, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
 import { ClusterError, type Cluster, type ControllerState, type EvictionResult, type NodeEvent, type NodePatch, type ObjectRef } from '../cluster.ts'
 import { simNodeInfo } from './topology.ts'
 
@@ -28,6 +28,12 @@ export type SimCluster = Cluster & {
   addPodDisruptionBudget (pdb: V1PodDisruptionBudget): void
   /** Registers a ReplicaSet's desired replicas so evicted pods are recreated elsewhere. */
   addReplicaSet (namespace: string, name: string, replicas: number): void
+  /** Registers another controller (StatefulSet, Job…) that owner references may name. */
+  addController (namespace: string, kind: string, name: string): void
+  /** The controller is deleted (its pods orphaned): what `controllerExists` then says. */
+  removeController (namespace: string, kind: string, name: string): void
+  addClaim (claim: V1PersistentVolumeClaim): void
+  addVolume (volume: V1PersistentVolume): void
   pods (): V1Pod[]
   /** Events by the name of what they regard (a node, or the controller's Lease). */
   events: Array<{ node: string, event: NodeEvent }>
@@ -67,6 +73,9 @@ export function createSimCluster (options: SimOptions): SimCluster {
   const pods = new Map<string, V1Pod>()
   const pdbs: V1PodDisruptionBudget[] = []
   const replicaSets = new Map<string, number>()
+  const controllers = new Set<string>()
+  const claims = new Map<string, V1PersistentVolumeClaim>()
+  const volumes = new Map<string, V1PersistentVolume>()
   const emitter = new EventEmitter()
   emitter.setMaxListeners(0)
   const timers = new Set<NodeJS.Timeout>()
@@ -193,6 +202,29 @@ export function createSimCluster (options: SimOptions): SimCluster {
       ensureReachable()
       return [...pods.values()].filter(p => p.spec?.nodeName === name).map(p => structuredClone(p))
     },
+    async listAllPods () {
+      ensureReachable()
+      return [...pods.values()].map(p => structuredClone(p))
+    },
+    async controllerExists (namespace, owner) {
+      ensureReachable()
+      if (owner.kind === 'ReplicaSet') return replicaSets.has(key(namespace, owner.name)) ? 'exists' : 'gone'
+      return controllers.has(`${owner.kind}/${key(namespace, owner.name)}`) ? 'exists' : 'gone'
+    },
+    async getClaim (namespace, name) {
+      ensureReachable()
+      const claim = claims.get(key(namespace, name))
+      return claim === undefined ? undefined : structuredClone(claim)
+    },
+    async getVolume (name) {
+      ensureReachable()
+      const volume = volumes.get(name)
+      return volume === undefined ? undefined : structuredClone(volume)
+    },
+    async listDisruptionBudgets (namespace) {
+      ensureReachable()
+      return pdbs.filter(b => b.metadata?.namespace === namespace).map(b => structuredClone(b))
+    },
     async evictPod (namespace, name): Promise<EvictionResult> {
       ensureReachable()
       const pod = findPod(namespace, name)
@@ -285,6 +317,19 @@ export function createSimCluster (options: SimOptions): SimCluster {
     },
     addReplicaSet (namespace, name, replicas) {
       replicaSets.set(key(namespace, name), replicas)
+    },
+    addController (namespace, kind, name) {
+      controllers.add(`${kind}/${key(namespace, name)}`)
+    },
+    removeController (namespace, kind, name) {
+      if (kind === 'ReplicaSet') replicaSets.delete(key(namespace, name))
+      controllers.delete(`${kind}/${key(namespace, name)}`)
+    },
+    addClaim (claim) {
+      claims.set(key(claim.metadata!.namespace!, claim.metadata!.name!), structuredClone(claim))
+    },
+    addVolume (volume) {
+      volumes.set(volume.metadata!.name!, structuredClone(volume))
     },
     pods () {
       return [...pods.values()].map(p => structuredClone(p))

@@ -1,4 +1,4 @@
-import type { V1Node, V1NodeSystemInfo, V1Pod } from '@kubernetes/client-node'
+import type { V1Node, V1NodeSystemInfo, V1Pod, V1Volume } from '@kubernetes/client-node'
 import type { SimCluster } from './cluster.ts'
 
 /**
@@ -45,11 +45,11 @@ function node (i: number, labels: TopologyLabels): V1Node {
       annotations: {}
     },
     spec: { providerID: `sim:///${zone}/machine-${i}` },
-    status: { conditions: [{ type: 'Ready', status: 'True' }], nodeInfo: simNodeInfo(`boot-${i}-1`) }
+    status: { conditions: [{ type: 'Ready', status: 'True' }], nodeInfo: simNodeInfo(`boot-${i}-1`), allocatable: { cpu: '8', memory: '32Gi', pods: '110' } }
   }
 }
 
-function pod (name: string, nodeName: string, owner: { kind: string, name: string } | undefined, extra: { labels?: Record<string, string>, annotations?: Record<string, string>, phase?: string, finalizers?: string[] } = {}): V1Pod {
+function pod (name: string, nodeName: string, owner: { kind: string, name: string } | undefined, extra: { labels?: Record<string, string>, annotations?: Record<string, string>, phase?: string, finalizers?: string[], volumes?: V1Volume[] } = {}): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -58,10 +58,10 @@ function pod (name: string, nodeName: string, owner: { kind: string, name: strin
       namespace: 'default',
       labels: extra.labels ?? {},
       annotations: extra.annotations ?? {},
-      ...(owner ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: `sim-owner-${owner.name}`, controller: true }] } : {}),
+      ...(owner ? { ownerReferences: [{ apiVersion: owner.kind === 'Job' ? 'batch/v1' : 'apps/v1', kind: owner.kind, name: owner.name, uid: `sim-owner-${owner.name}`, controller: true }] } : {}),
       ...(extra.finalizers ? { finalizers: extra.finalizers } : {})
     },
-    spec: { nodeName, containers: [{ name: 'main', image: 'registry.example/app:1' }] },
+    spec: { nodeName, containers: [{ name: 'main', image: 'registry.example/app:1', resources: { requests: { cpu: '100m', memory: '128Mi' } } }], ...(extra.volumes ? { volumes: extra.volumes } : {}) },
     status: { phase: extra.phase ?? 'Running' }
   }
 }
@@ -85,6 +85,19 @@ export function seedTopology (sim: SimCluster, labels: TopologyLabels): void {
 
   sim.addPod(pod('report-29031', simNodeName(3), { kind: 'Job', name: 'report' }, { phase: 'Succeeded' }))
   sim.addPod(pod('debug-shell', simNodeName(4), undefined, { annotations: { [labels.excludeAnnotation]: 'true' } }))
+  // worker-5 carries pods a drain must not lose, so it is never started: one nothing would recreate,
+  // one with emptyDir data, one its owner opted out of disruption.
+  sim.addPod(pod('scratch-shell', simNodeName(5), undefined))
+  sim.addPod(pod('cache-0', simNodeName(5), { kind: 'ReplicaSet', name: 'cache' }, { volumes: [{ name: 'scratch', emptyDir: {} }] }))
+  sim.addReplicaSet('default', 'cache', 1)
+  sim.addPod(pod('batch-7', simNodeName(5), { kind: 'Job', name: 'batch' }, { annotations: { 'karpenter.sh/do-not-disrupt': 'true' } }))
+  sim.addController('default', 'Job', 'batch')
+  // worker-9 keeps a database's data on a local PersistentVolume: it may be rebooted, never replaced.
+  sim.addController('default', 'StatefulSet', 'pg')
+  sim.addVolume({ metadata: { name: 'local-pg-0' }, spec: { local: { path: '/mnt/disks/ssd0' }, capacity: { storage: '100Gi' }, nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [simNodeName(9)] }] }] } } } })
+  sim.addClaim({ metadata: { name: 'data-pg-0', namespace: 'default' }, spec: { volumeName: 'local-pg-0' } })
+  sim.addPod(pod('pg-0', simNodeName(9), { kind: 'StatefulSet', name: 'pg' }, { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-pg-0' } }] }))
+
   // A pod whose finalizer nobody removes: draining worker-10 ends at its deadline.
   sim.addPod(pod('legacy-0', simNodeName(10), { kind: 'ReplicaSet', name: 'legacy' }, { finalizers: ['legacy.example.com/cleanup'] }))
   sim.addReplicaSet('default', 'legacy', 1)

@@ -30,6 +30,7 @@ import { prefix } from '../support/sim.ts'
  * - nodes held by us never exceed MAX_CONCURRENT_DRAINS;
  * - when we take a node out of service, its pool and zone stay within budget;
  * - nothing is cordoned from an alert that is stale, resolved, ignored or never sent;
+ * - no pod whose data cannot survive is evicted (the seeded topology has such pods);
  * - every remediation started reaches an outcome once the alerts stop.
  * The clock is fake (@sinonjs/fake-timers): minutes pass in microseconds, deterministically.
  */
@@ -94,7 +95,8 @@ class World {
     this.observed = {
       ...sim,
       patchNode: async (...args) => { try { return await sim.patchNode(...args) } finally { this.check() } },
-      writeControllerState: async (...args) => { try { return await sim.writeControllerState(...args) } finally { this.check() } }
+      writeControllerState: async (...args) => { try { return await sim.writeControllerState(...args) } finally { this.check() } },
+      evictPod: async (namespace, name) => { this.checkEviction(name); return await sim.evictPod(namespace, name) }
     }
     this.engines = { a: this.engine('a'), b: this.engine('b') }
     this.sim.onNodeChange(() => { this.check() })
@@ -151,6 +153,20 @@ class World {
   recordOf (node: V1Node): NodeRecord | undefined {
     const { record } = decodeRecord(node.metadata?.annotations?.[`${prefix}/state`])
     return record?.uid === undefined || record.uid === node.metadata?.uid ? record : undefined
+  }
+
+  /**
+   * No data lost: the seeded pods nothing would recreate, with emptyDir data, or opted out of
+   * disruption are never evicted (the switches are off); the pod on a local volume only when its
+   * node is not being replaced.
+   */
+  checkEviction (pod: string) {
+    if (['scratch-shell', 'cache-0', 'batch-7'].includes(pod)) this.violations.push(`evicted ${pod}, which only a switch or removing its opt-out may allow`)
+    if (pod === 'pg-0') {
+      const node = this.nodes().find(n => n.metadata!.name === 'worker-9')
+      const action = node === undefined ? undefined : this.recordOf(node)?.action
+      if (action === 'replace') this.violations.push('evicted pg-0 (data on a local volume) to replace its machine')
+    }
   }
 
   /** The invariant, on the cluster's truth, at every change. */

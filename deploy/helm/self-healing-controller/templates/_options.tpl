@@ -37,6 +37,10 @@
 - {"key":"evictionBackoff","env":"EVICTION_BACKOFF","kind":"duration","default":"1s"}
 - {"key":"evictionBackoffMax","env":"EVICTION_BACKOFF_MAX","kind":"duration","default":"30s"}
 - {"key":"forceDeleteOnTimeout","env":"FORCE_DELETE_ON_TIMEOUT","kind":"bool","default":"false"}
+- {"key":"evictUnmanagedPods","env":"EVICT_UNMANAGED_PODS","kind":"bool","default":"false"}
+- {"key":"deleteEmptydirData","env":"DELETE_EMPTYDIR_DATA","kind":"bool","default":"false"}
+- {"key":"allowLocalDataLoss","env":"ALLOW_LOCAL_DATA_LOSS","kind":"bool","default":"false"}
+- {"key":"capacityCheck","env":"CAPACITY_CHECK","kind":"bool","default":"true"}
 - {"key":"prometheusUrl","env":"PROMETHEUS_URL","kind":"string"}
 - {"key":"provider","env":"PROVIDER","kind":"string"}
 - {"key":"providerTimeout","env":"PROVIDER_TIMEOUT","kind":"duration","default":"10m"}
