@@ -109,7 +109,16 @@ export function createEngine (deps: EngineDeps) {
   const { cluster, provider, config, metrics, log } = deps
   const now = deps.now ?? Date.now
   const policy = config.policy
-  const gates = deps.gates ?? {}
+  // The pod checks' last answer per node, kept for the schedule (a protected node takes no slot),
+  // for the API (its numbers are never persisted), and re-checked after POD_CHECK_TTL_MS.
+  const podChecks = new Map<string, { block: Block, at: number }>()
+  const podCheckTtlMs = 15_000
+  // A follower never ran the checks itself: it trusts what the leader persisted, so both answer alike.
+  const persistedPodBlock = (name: string): Block | undefined => {
+    const deferred = fleet.get(name)?.record?.deferred
+    return deferred !== undefined && (deferred.rule === 'protected-pods' || deferred.rule === 'capacity') ? deferred : undefined
+  }
+  const gates: Gates = { ...deps.gates, podChecks: name => podChecks.get(name)?.block ?? (leading() ? undefined : persistedPodBlock(name)) }
   const store = createNodeStore({ cluster, annotationPrefix: config.annotationPrefix, policy, metrics, log })
   const fleetState = createFleetStateStore({ cluster, annotationPrefix: config.annotationPrefix, log })
   const fleet = createFleet(policy)
@@ -265,7 +274,7 @@ export function createEngine (deps: EngineDeps) {
     let schedule: ReturnType<typeof nextToStart> | undefined
     return name => {
       schedule ??= nextToStart(fleet, at, policy, gates)
-      return schedule.blocked.get(name) ?? (schedule.start.some(s => s.node === name) ? podChecks.get(name) : undefined)
+      return schedule.blocked.get(name)
     }
   }
 
@@ -395,12 +404,21 @@ export function createEngine (deps: EngineDeps) {
    * The checks that read the cluster's pods (protected pods, room for them), for a node the rules
    * would start now. Their last answer per node is kept for the API: its numbers are never persisted.
    */
-  const podChecks = new Map<string, Block>()
   async function checkPods (view: NodeView, action: Start['action']): Promise<Block | undefined> {
     const block = await startChecks(startCheckDeps, view, action, fleet)
     if (block === undefined) podChecks.delete(view.name)
-    else podChecks.set(view.name, block)
+    else podChecks.set(view.name, { block, at: now() })
     return block
+  }
+
+  /** Pod checks older than their TTL, or of nodes no longer pending, are dropped: the node gets its turn again. Returns when the next one expires. */
+  function expirePodChecks (at: number): number | undefined {
+    let next: number | undefined
+    for (const [name, check] of podChecks) {
+      if (at - check.at >= podCheckTtlMs || fleet.get(name)?.record?.phase !== 'pending') podChecks.delete(name)
+      else next = Math.min(next ?? Infinity, check.at + podCheckTtlMs)
+    }
+    return next
   }
 
   async function start (next: Start) {
@@ -526,6 +544,7 @@ export function createEngine (deps: EngineDeps) {
   }
 
   async function schedulePass (at: number): Promise<number | undefined> {
+    const podCheckWake = expirePodChecks(at)
     let schedule = nextToStart(fleet, at, policy, gates)
     if (schedule.start.length > 0) {
       // The destructive step is decided on the freshest fleet state (pauses, breakers, doubts).
@@ -541,7 +560,7 @@ export function createEngine (deps: EngineDeps) {
       if (!leading()) return undefined
       await start(next)
     }
-    return schedule.wakeAt
+    return [schedule.wakeAt, podCheckWake, ...[...podChecks.values()].map(c => c.at + podCheckTtlMs)].reduce<number | undefined>((a, b) => b === undefined || (a !== undefined && a <= b) ? a : b, undefined)
   }
 
   async function reconcileOnce () {
@@ -624,7 +643,7 @@ export function createEngine (deps: EngineDeps) {
     const record = view.record
     const live = liveAlerts(record, at, policy)
     const cause = outOfServiceCauseOf(view)
-    const block = record?.phase === 'pending' ? blocks(view.name) ?? podChecks.get(view.name) : undefined
+    const block = record?.phase === 'pending' ? blocks(view.name) : undefined
     const { until: _until, ...deferred }: Partial<Block> = block ?? record?.deferred ?? {}
     return {
       name: view.name,
@@ -717,6 +736,7 @@ export function createEngine (deps: EngineDeps) {
     /** A full pass now (or right after the one under way): every tracked node and the schedule. */
     reconcile () {
       for (const view of fleet.withRecords()) queue.add(view.name)
+      podChecks.clear()
       scheduleDirty = true
       return kick()
     },

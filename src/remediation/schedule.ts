@@ -12,10 +12,15 @@ import type { RungAction } from './record.ts'
 import type { NodeView } from './snapshot.ts'
 import { backFromReboot, cooldownOver, dwellEndsAt, uncordonedByOperator } from './transitions.ts'
 
-/** Blocks the shell knows of that are not in the node views: an operator's pause, a closed maintenance window. */
+/**
+ * Blocks the shell knows of that are not in the node views: an operator's pause, a closed
+ * maintenance window, and what the pod checks found when the node last had its turn (protected
+ * pods, no room) — such a node must not take a slot that another could use.
+ */
 export type Gates = {
   paused?: (pool: string) => Block | undefined
   window?: () => Block | undefined
+  podChecks?: (node: string) => Block | undefined
 }
 
 export type Start = { node: string, action: RungAction }
@@ -97,6 +102,7 @@ export function nextToStart (fleet: Fleet, now: number, config: PolicyConfig, ga
       gates.paused?.(node.pool) ??
       window ??
       truncatedBlock(node, fleet) ??
+      gates.podChecks?.(node.name) ??
       storm ??
       breakerBlock(pool, alerting(poolKey), config) ??
       breakerBlock(zone, alerting(zoneKey), config) ??
