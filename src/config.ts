@@ -241,7 +241,6 @@ export function engineConfigOf (config: Config): EngineConfig {
   return {
     policy: policyOf(config),
     annotationPrefix: config.annotationPrefix,
-    dryRun: config.dryRun,
     reconcileIntervalMs: config.reconcileInterval,
     resyncIntervalMs: config.resyncInterval,
     writeConcurrency: config.writeConcurrency,

@@ -3,6 +3,7 @@ import { createPrometheusCheck } from './alerts/prometheus.ts'
 import type { Cluster } from './cluster.ts'
 import { ConfigError, describeConfig, engineConfigOf, helpText, parseConfig, policyOf, resolveCredentials, type ServiceConfig } from './config.ts'
 import { buildApp } from './http/app.ts'
+import { createShadowCluster, dryRunProvider } from './dry-run.ts'
 import { createMetrics } from './metrics.ts'
 import { connectKubernetes } from './kube/connect.ts'
 import { startLeaderElection, type Elector } from './kube/lease.ts'
@@ -70,13 +71,17 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     log.fatal(err.message)
     return 2
   }
-  const { cluster, provider, elector: elect, close } = connected
+  const { elector: elect, close } = connected
+  // A dry run is the same engine on a shadow of the cluster: it reads, it never writes.
+  const cluster = config.dryRun ? createShadowCluster(connected.cluster, log) : connected.cluster
+  const provider = config.dryRun ? dryRunProvider(connected.provider) : withRetries(connected.provider, { deadlineMs: config.providerTimeout, initialDelayMs: 1000, maxDelayMs: 30_000 })
   let elector: Elector | undefined
   const metrics = createMetrics()
+  metrics.dryRun.set(config.dryRun ? 1 : 0)
   const policy = policyOf(config)
   const engine = createEngine({
     cluster,
-    provider: withRetries(provider, { deadlineMs: config.providerTimeout, initialDelayMs: 1000, maxDelayMs: 30_000 }),
+    provider,
     metrics,
     log,
     config: engineConfigOf(config),

@@ -30,7 +30,6 @@ import { remediateNode, type WorkerDeps } from './worker.ts'
 export type EngineConfig = {
   policy: PolicyConfig
   annotationPrefix: string
-  dryRun: boolean
   /** Fallback: the longest time between two passes when no change or timer wakes the engine. */
   reconcileIntervalMs: number
   /** Safety net: how often every node is re-read from the cache and re-examined. */
@@ -139,7 +138,6 @@ export function createEngine (deps: EngineDeps) {
   let ticker: NodeJS.Timeout | undefined
   let resyncTicker: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
-  metrics.dryRun.set(config.dryRun ? 1 : 0)
   metrics.leader.set(leader ? 1 : 0)
 
   /** May this replica act right now? Asked right before every write, eviction and provider call. */
@@ -171,7 +169,7 @@ export function createEngine (deps: EngineDeps) {
       timers.delete(name)
       if (gone !== undefined) {
         scheduleDirty = true
-        if (holdsSlot(gone) && !config.dryRun) void recordDeparture(gone)
+        if (holdsSlot(gone)) void recordDeparture(gone)
         void kick()
       }
       return
@@ -198,7 +196,7 @@ export function createEngine (deps: EngineDeps) {
     }
     for (const view of [...fleet.values()]) if (!present.has(view.name)) observe(objects.get(view.name) ?? { metadata: { name: view.name } }, true)
     adopt(await fleetState.refresh())
-    if (unsavedDepartures.size > 0 && !config.dryRun) await saveDepartures().catch(err => log.warn({ err }, 'could not persist departed nodes yet'))
+    if (unsavedDepartures.size > 0) await saveDepartures().catch(err => log.warn({ err }, 'could not persist departed nodes yet'))
     for (const view of fleet.values()) if (view.record !== undefined) queue.add(view.name)
     scheduleDirty = true
     loaded = true
@@ -315,7 +313,7 @@ export function createEngine (deps: EngineDeps) {
     const preview = triage(alerts, fleet, at, policy)
     let decisions: Decision[]
     const doubtChanges = (notification.truncatedAlerts ?? 0) > 0 || fleet.state.doubts.has(notification.groupKey ?? '')
-    if (dryRun || config.dryRun) {
+    if (dryRun) {
       decisions = withChanges(preview.changes, () => decide(alerts, preview.outcomes, blocksNow(at)))
     } else if (preview.changes.size === 0 && !doubtChanges) {
       // Most notifications are Alertmanager's repeats: nothing to write, nothing to reconcile.
@@ -336,7 +334,7 @@ export function createEngine (deps: EngineDeps) {
     for (const decision of decisions) {
       metrics.decisions.inc({ action: decision.action })
       if (decision.rule !== undefined && decision.action !== 'remediate') metrics.blocked.inc({ rule: decision.rule })
-      if (log.isLevelEnabled('info')) log.info({ ...decision, source, dryRun: dryRun || config.dryRun }, `alert ${decision.alertname} for ${decision.node ?? '(no node)'}: ${decision.action}`)
+      if (log.isLevelEnabled('info')) log.info({ ...decision, source, dryRun }, `alert ${decision.alertname} for ${decision.node ?? '(no node)'}: ${decision.action}`)
     }
     return decisions
   }
@@ -564,7 +562,7 @@ export function createEngine (deps: EngineDeps) {
   }
 
   async function reconcileOnce () {
-    if (!leading() || config.dryRun) return
+    if (!leading()) return
     await ensureLoaded()
     if (!recovered) {
       recovered = true
@@ -758,8 +756,8 @@ export function createEngine (deps: EngineDeps) {
     },
     /** The fleet the gauges read at scrape time. */
     fleet,
-    /** True once the persisted state has been read (and, in dry-run, once the cluster answered). */
-    get recovered () { return recovered || config.dryRun || !leader },
+    /** True once the persisted state has been read (a follower has nothing to recover). */
+    get recovered () { return recovered || !leader },
     /** Resolves when the pass under way and every node worker have settled; for tests and shutdown. */
     async idle () {
       while (running !== undefined || workers.size > 0) await Promise.all([running, ...[...workers.values()].map(w => w.done)])

@@ -1,5 +1,6 @@
 import { pino } from 'pino'
 import { engineConfigOf } from '../../src/config.ts'
+import { createShadowCluster, dryRunProvider } from '../../src/dry-run.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import type { Provider } from '../../src/providers/provider.ts'
 import { createEngine, type EngineDeps } from '../../src/remediation/engine.ts'
@@ -38,8 +39,8 @@ export function startEngine (sim: SimCluster, settings: Record<string, string> =
   const provider: Provider = extra.provider ?? simProvider
   delete extra.provider
   const engine = createEngine({
-    cluster: sim,
-    provider,
+    cluster: config.dryRun ? createShadowCluster(sim, pino({ level: 'silent' })) : sim,
+    provider: config.dryRun ? dryRunProvider(provider) : provider,
     metrics,
     log: pino({ level: 'silent' }),
     config: engineConfigOf(config),
