@@ -13,7 +13,8 @@ import { iso } from '../time.ts'
 import { admitLargeBodies } from './admission.ts'
 import { requireBearer } from './auth.ts'
 import { countRequests } from './request-metrics.ts'
-import { BudgetBody, DecisionsBody, ErrorBody, FaultRequest, NodeStatusBody } from './schemas.ts'
+import { parseDuration } from '../duration.ts'
+import { BudgetBody, DecisionsBody, ErrorBody, FaultBody, FaultRequest, NodeStatusBody } from './schemas.ts'
 
 export type AppOptions = {
   engine: Engine
@@ -38,6 +39,9 @@ function describeSchemaErrors (errors: FastifySchemaValidationError[], dataVar: 
     ? `${dataVar}${e.instancePath}/${String(e.params.additionalProperty)} is not a known field`
     : `${dataVar}${e.instancePath} ${e.message}`).join(', '))
 }
+
+const maxFaultTtlMs = 7 * 24 * 3_600_000
+const faultFingerprint = (node: string, signal: string) => createHash('sha256').update(`fault\0${node}\0${signal}`).digest('hex').slice(0, 16)
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 503: ErrorBody }
 
@@ -104,17 +108,53 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
     }
   }, async (request, reply) => {
     if (!options.faultsEnabled) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'fault injection is disabled (set FAULTS_ENABLED=true)' })
-    const { node, signal = 'ManualFault', reason, dryRun = false } = request.body
+    const { node, signal = 'ManualFault', reason, dryRun = false, ttl = '1h' } = request.body
+    const ttlMs = parseDuration(ttl)!
+    if (ttlMs <= 0 || ttlMs > maxFaultTtlMs) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `body/ttl must be more than 0 and at most 7d (got ${ttl})` })
+    const at = now()
+    // An injected fault ends by itself: nobody sends its resolve.
     const alert: WebhookAlert = {
       status: 'firing',
       labels: { alertname: signal, [policy.nodeLabels[0]!]: node, [policy.optInLabel]: 'drain', injected: 'true' },
       annotations: { summary: reason ?? `fault injected by hand on ${node}` },
-      startsAt: iso(now()),
-      endsAt: '0001-01-01T00:00:00Z',
-      fingerprint: createHash('sha256').update(`fault\0${node}\0${signal}`).digest('hex').slice(0, 16)
+      startsAt: iso(at),
+      endsAt: iso(at + ttlMs),
+      fingerprint: faultFingerprint(node, signal)
     }
     const decisions = await engine.intake([alert], 'fault', dryRun || options.dryRun)
     return reply.code(202).send({ dryRun: dryRun || options.dryRun, truncatedAlerts: 0, decisions })
+  })
+
+  api.get('/v1/faults', {
+    onRequest: faultAuth,
+    schema: { summary: 'Faults injected by hand that still fire', security: [{ bearer: [] }], response: { 200: Type.Object({ faults: Type.Array(FaultBody) }), ...errors } }
+  }, async (request, reply) => {
+    if (!options.faultsEnabled) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'fault injection is disabled (set FAULTS_ENABLED=true)' })
+    return { faults: await engine.faults() }
+  })
+
+  api.delete('/v1/faults/:node', {
+    onRequest: faultAuth,
+    schema: {
+      summary: 'End the faults injected on a node: they resolve, through the same pipeline',
+      security: [{ bearer: [] }],
+      params: Type.Object({ node: Type.String({ minLength: 1, maxLength: 253 }) }),
+      response: { 200: DecisionsBody, ...errors }
+    }
+  }, async (request, reply) => {
+    if (!options.faultsEnabled) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'fault injection is disabled (set FAULTS_ENABLED=true)' })
+    const live = (await engine.faults()).filter(f => f.node === request.params.node)
+    if (live.length === 0) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no injected fault fires on node ${request.params.node}` })
+    const at = iso(now())
+    const resolved: WebhookAlert[] = live.map(f => ({
+      status: 'resolved',
+      labels: { alertname: f.alertname, [policy.nodeLabels[0]!]: f.node, [policy.optInLabel]: 'drain', injected: 'true' },
+      startsAt: f.startsAt,
+      endsAt: at,
+      fingerprint: f.fingerprint
+    }))
+    const decisions = await engine.intake(resolved, 'fault', options.dryRun)
+    return reply.code(200).send({ dryRun: options.dryRun, truncatedAlerts: 0, decisions })
   })
 
   api.get('/v1/nodes', {

@@ -27,8 +27,11 @@ export const FaultRequest = Type.Object({
   node: Type.String({ minLength: 1, maxLength: 253 }),
   signal: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'alertname of the synthetic alert' })),
   reason: Type.Optional(Type.String({ maxLength: 1000 })),
-  dryRun: Type.Optional(Type.Boolean())
+  dryRun: Type.Optional(Type.Boolean()),
+  ttl: Type.Optional(Type.String({ pattern: '^(\\d+(ms|s|m|h|d))+$', maxLength: 32, description: 'how long the fault fires unless ended (DELETE /v1/faults/{node}); default 1h' }))
 }, { additionalProperties: false })
+
+export const FaultBody = Type.Object({ node: Type.String(), alertname: Type.String(), fingerprint: Type.String(), startsAt: Type.String(), endsAt: Type.String(), summary: Type.Optional(Type.String()) })
 
 const nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 

@@ -750,6 +750,19 @@ export function createEngine (deps: EngineDeps) {
       const at = now()
       return view === undefined ? undefined : statusOf(view, blocksNow(at), at)
     },
+    /** Injected faults that still count, fleet-wide. */
+    async faults () {
+      await ensureLoaded()
+      const at = now()
+      const found: Array<{ node: string, alertname: string, fingerprint: string, startsAt: string, endsAt: string, summary?: string }> = []
+      for (const view of fleet.withAlerts()) {
+        for (const alert of liveAlerts(view.record, at, policy)) {
+          if (alert.source !== 'fault') continue
+          found.push({ node: view.name, alertname: alert.alertname, fingerprint: alert.fingerprint, startsAt: alert.startsAt, endsAt: alert.endsAt ?? '', ...(alert.summary === undefined ? {} : { summary: alert.summary }) })
+        }
+      }
+      return found
+    },
     async budget (): Promise<BudgetStatus> {
       await ensureLoaded()
       return budget()
