@@ -66,6 +66,8 @@ export const options = {
   allowLocalDataLoss: { schema: Type.Boolean(), env: 'ALLOW_LOCAL_DATA_LOSS', kind: 'bool', default: 'false', help: 'Replace a node whose pods keep data on local or hostPath PersistentVolumes (the data is destroyed). Off: such a node may be rebooted, never replaced.' },
   capacityCheck: { schema: Type.Boolean(), env: 'CAPACITY_CHECK', kind: 'bool', default: 'true', help: 'Before cordoning, check (first fit) that the evictable pods fit on the remaining schedulable, Ready nodes.' },
   prometheusUrl: { schema: Type.Optional(Type.String({ pattern: '^https?://' })), env: 'PROMETHEUS_URL', kind: 'string', help: 'When set, a drain starts only if Prometheus still reports the alert firing.' },
+  alertmanagerUrl: { schema: Type.Optional(Type.String({ pattern: '^https?://' })), env: 'ALERTMANAGER_URL', kind: 'string', help: 'Recommended. The leader reads GET /api/v2/alerts every ALERTMANAGER_SYNC and right before a drain: an alert Alertmanager no longer holds active (resolved, silenced, inhibited) stops counting; unreachable, no drain starts.' },
+  alertmanagerSync: { schema: Type.Integer({ minimum: 100 }), env: 'ALERTMANAGER_SYNC', kind: 'duration', default: '1m', help: 'How often the leader reads Alertmanager\'s alerts.' },
   provider: { schema: Type.Union([Type.Literal('sim'), Type.Literal('none'), Type.Literal('aws'), Type.Literal('clusterapi'), Type.Literal('karpenter')]), env: 'PROVIDER', kind: 'string', help: 'sim, none, aws, clusterapi or karpenter. Default sim on the simulated cluster, none otherwise.' },
   providerTimeout: { schema: Type.Integer({ minimum: 1 }), env: 'PROVIDER_TIMEOUT', kind: 'duration', default: '10m', help: 'Deadline of one provider remediation, retries included.' },
   bodyLimit: { schema: Type.Integer({ minimum: 1024 }), env: 'BODY_LIMIT', kind: 'int', default: '5242880', help: 'Largest accepted request body in bytes.' },
@@ -245,6 +247,7 @@ export function engineConfigOf (config: Config): EngineConfig {
     resyncIntervalMs: config.resyncInterval,
     writeConcurrency: config.writeConcurrency,
     providerTimeoutMs: config.providerTimeout,
+    alertmanagerSyncMs: config.alertmanagerSync,
     capacityCheck: config.capacityCheck,
     drain: {
       concurrency: config.evictionConcurrency,

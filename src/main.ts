@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino'
+import { createAlertmanagerSource } from './alerts/alertmanager.ts'
 import { createPrometheusCheck } from './alerts/prometheus.ts'
 import type { Cluster } from './cluster.ts'
 import { ConfigError, describeConfig, engineConfigOf, helpText, parseConfig, policyOf, resolveCredentials, type ServiceConfig } from './config.ts'
@@ -86,6 +87,7 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     log,
     config: engineConfigOf(config),
     ...(config.prometheusUrl === undefined ? {} : { prometheusCheck: createPrometheusCheck(config.prometheusUrl, config.nodeLabels) }),
+    ...(config.alertmanagerUrl === undefined ? {} : { alertmanager: createAlertmanagerSource(config.alertmanagerUrl) }),
     startAsLeader: elect === undefined,
     leaseValid: () => elector?.leaseValid() ?? true
   })

@@ -41,7 +41,13 @@ const scaledServiceSettings: Record<string, string> = {
   BREAKER_SETTLE: '20s', // 10m
   DRAIN_TIMEOUT: '30s', // 15m
   PROVIDER_TIMEOUT: '20s', // 10m
-  RECONCILE_INTERVAL: '1s' // 10s
+  REBOOT_TIMEOUT: '30s', // 15m
+  REPLACE_TIMEOUT: '1m', // 30m
+  VERIFY_DWELL: '10s', // 5m
+  STORM_SETTLE: '1s', // 30s
+  ALERT_TTL: '5m', // 2h10m
+  ALERTMANAGER_SYNC: '2s', // 1m
+  RECONCILE_INTERVAL: '2s' // 1m
 }
 
 type Mode = 'kubernetes' | 'sim'
@@ -163,7 +169,7 @@ function banner (lab: Lab, mode: Mode, o: { serviceUrl: string, exporterUrl: str
   log('=== Self-Healing Controller lab is up ===')
   log(`cluster:      ${where}`)
   log(`time scale:   rules and service ÷${defaultScale.factor} (${Object.entries(o.settings).map(([k, v]) => `${k}=${v}`).join(' ')})`)
-  log(`provider:     ${process.env.PROVIDER ?? (mode === 'kubernetes' ? 'none (KWOK has no machines)' : 'sim')}, PROVIDER_ACTION=${process.env.PROVIDER_ACTION ?? 'reboot'}`)
+  log(`provider:     ${process.env.PROVIDER ?? (mode === 'kubernetes' ? 'none (KWOK has no machines: a drained node stays cordoned, outcome not-performed; kubectl uncordon releases it)' : 'sim')}, REMEDIATION_LADDER=${process.env.REMEDIATION_LADDER ?? 'reboot,replace'}`)
   log()
   log('Inject a fault (fault kinds: ' + faultKinds.join(', ') + '). The rule fires ~30s later, the service drains a few seconds after:')
   log(`  curl -XPOST ${o.exporterUrl}/faults/worker-3/disk`)
@@ -264,10 +270,9 @@ async function main (): Promise<number> {
       WEBHOOK_TOKEN_FILE: webhookTokenFile,
       FAULTS_ENABLED: 'true',
       FAULTS_TOKEN_FILE: faultsTokenFile,
-      // The service only asks Prometheus at recheck time; it starts just below.
+      // The service asks Prometheus and Alertmanager only when it syncs or rechecks; both start just below.
       PROMETHEUS_URL: `http://127.0.0.1:${prometheusPort}`,
-      // KWOK has no cloud: "reboot" with provider none returns the node to service after the drain.
-      PROVIDER_ACTION: process.env.PROVIDER_ACTION ?? 'reboot'
+      ALERTMANAGER_URL: `http://127.0.0.1:${alertmanagerPort}`
     }
     delete env.WEBHOOK_TOKEN
     delete env.FAULTS_TOKEN

@@ -1,5 +1,6 @@
 import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
+import type { AlertmanagerSource, AlertmanagerView } from '../alerts/alertmanager.ts'
 import type { FiringCheck } from '../alerts/prometheus.ts'
 import { toNodeAlert, type NodeAlert } from '../alerts/node-alert.ts'
 import type { WebhookAlert } from '../alerts/webhook.ts'
@@ -15,7 +16,7 @@ import type { Provider } from '../providers/provider.ts'
 import { iso, parseTime } from '../time.ts'
 import { createFleet } from './fleet.ts'
 import type { DepartedEntry, FleetState } from './fleet-state.ts'
-import { decide, groupByNode, applyNodeAlerts, triage, type AlertOutcome, type Decision } from './intake.ts'
+import { decide, groupByNode, applyNodeAlerts, reconcileWithAlertmanager, triage, type AlertOutcome, type Decision } from './intake.ts'
 import type { NodeRecord, Phase } from './record.ts'
 import { dueAt, nextToStart, planNode, progressDeparted, type Gates, type Start, type Step } from './schedule.ts'
 import type { NodeView } from './snapshot.ts'
@@ -38,6 +39,8 @@ export type EngineConfig = {
   writeConcurrency: number
   /** Deadline of one provider call, retries included: how long `remediating` may last. */
   providerTimeoutMs: number
+  /** How often the leader reads Alertmanager's alerts (when ALERTMANAGER_URL is set). */
+  alertmanagerSyncMs: number
   drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean, switches: DrainSwitches }
   /** Before a cordon: do the evictable pods fit elsewhere? */
   capacityCheck: boolean
@@ -52,6 +55,8 @@ export type EngineDeps = {
   now?: () => number
   /** When Prometheus is configured: is the alert still firing there? Throws when it cannot tell. */
   prometheusCheck?: FiringCheck
+  /** When Alertmanager is configured: what it holds now (active or silenced). Throws when it cannot tell. */
+  alertmanager?: AlertmanagerSource
   /** False when a leader election decides (setLeader); a lone replica leads from the start. */
   startAsLeader?: boolean
   /** The elector's word that the lease is certainly still ours; asked before every write. */
@@ -137,6 +142,7 @@ export function createEngine (deps: EngineDeps) {
   let again = false
   let ticker: NodeJS.Timeout | undefined
   let resyncTicker: NodeJS.Timeout | undefined
+  let alertmanagerTicker: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
   metrics.leader.set(leader ? 1 : 0)
 
@@ -419,10 +425,60 @@ export function createEngine (deps: EngineDeps) {
     return next
   }
 
+  /**
+   * Lays Alertmanager's view over the nodes' records (all, or the given ones) and persists what
+   * changed: silenced and vanished alerts stop counting, the planNode step then lets go of a
+   * pending node. A complete picture also ends every truncation doubt.
+   */
+  async function applyAlertmanager (view: AlertmanagerView, only?: string) {
+    const at = now()
+    const nodes = only === undefined ? [...fleet.withAlerts()] : [fleet.get(only)].filter(v => v !== undefined)
+    const changed = nodes.filter(v => v.record !== undefined && reconcileWithAlertmanager(v.record, view, at, policy) !== undefined).map(v => v.name)
+    await forEachLimited(changed, config.writeConcurrency, async name => {
+      await persist(name, v => {
+        const record = v.record === undefined ? undefined : reconcileWithAlertmanager(v.record, view, now(), policy)
+        return record === undefined ? undefined : { record }
+      })
+    })
+    if (only === undefined && fleet.state.doubts.size > 0) adopt(await fleetState.update(state => ({ ...state, doubts: new Map() }), leading))
+  }
+
+  async function syncAlertmanager () {
+    if (deps.alertmanager === undefined || !leading()) return
+    try {
+      await ensureLoaded()
+      await applyAlertmanager(await deps.alertmanager())
+      metrics.sourceUp.set({ source: 'alertmanager' }, 1)
+    } catch (err) {
+      if (err instanceof FencedError) return
+      metrics.sourceUp.set({ source: 'alertmanager' }, 0)
+      log.warn({ err }, 'cannot read Alertmanager\'s alerts; no drain starts until it answers')
+    }
+    scheduleDirty = true
+    void kick()
+  }
+
+  /** Right before a drain: does Alertmanager still hold the node's alert active? Undefined to go ahead, or what to record instead. */
+  async function confirmWithAlertmanager (view: NodeView): Promise<((record: NodeRecord) => Change | undefined) | undefined> {
+    if (deps.alertmanager === undefined) return undefined
+    let current: AlertmanagerView
+    try {
+      current = await deps.alertmanager()
+      metrics.sourceUp.set({ source: 'alertmanager' }, 1)
+    } catch (err) {
+      metrics.sourceUp.set({ source: 'alertmanager' }, 0)
+      return record => deferPending(record, { rule: 'recheck', reason: `cannot confirm the alert with Alertmanager (${(err as Error).message.split('\n')[0]}); not draining` })
+    }
+    await applyAlertmanager(current, view.name)
+    const after = fleet.get(view.name)
+    if (after?.record?.phase === 'pending' && liveAlerts(after.record, now(), policy).length > 0) return undefined
+    return record => record.phase === 'pending' ? cancelPending(record, now(), 'Alertmanager no longer holds any of the node\'s alerts active (resolved, silenced or inhibited)') : undefined
+  }
+
   async function start (next: Start) {
     const expected = fleet.get(next.node)
     if (expected?.record?.phase !== 'pending') return
-    const hold = await recheck(expected)
+    const hold = await confirmWithAlertmanager(expected) ?? await recheck(expected)
     if (hold !== undefined) {
       await persist(next.node, view => samePending(view, expected) ? hold(view.record!) : undefined)
       return
@@ -792,6 +848,10 @@ export function createEngine (deps: EngineDeps) {
       unsubscribe = cluster.onNodeChange((node, deleted) => { if (loaded) observe(node, deleted) })
       ticker = setInterval(() => { scheduleDirty = true; void kick() }, config.reconcileIntervalMs)
       ticker.unref()
+      if (deps.alertmanager !== undefined) {
+        alertmanagerTicker = setInterval(() => { void syncAlertmanager() }, config.alertmanagerSyncMs)
+        alertmanagerTicker.unref()
+      }
       resyncTicker = setInterval(() => { loaded = false; void ensureLoaded().then(() => kick(), err => log.warn({ err }, 'resync failed')) }, config.resyncIntervalMs)
       resyncTicker.unref()
       void ensureLoaded().then(() => kick(), err => log.warn({ err }, 'first load failed; retrying at the next interval'))
@@ -801,6 +861,7 @@ export function createEngine (deps: EngineDeps) {
       unsubscribe?.()
       clearInterval(ticker)
       clearInterval(resyncTicker)
+      clearInterval(alertmanagerTicker)
       clearTimeout(fleetTimer)
       for (const timer of timers.values()) clearTimeout(timer)
       leader = false

@@ -1,3 +1,4 @@
+import { episodeKey, type AlertmanagerView } from '../alerts/alertmanager.ts'
 import type { NodeAlert } from '../alerts/node-alert.ts'
 import type { Block, PolicyConfig, RuleName } from '../policy/config.ts'
 import { endOf, isLive, liveAlerts } from '../policy/expiry.ts'
@@ -127,6 +128,37 @@ function applyFiring (node: NodeView, record: NodeRecord, alert: NodeAlert, now:
     change: { record: transition(updated, 'pending', now, reason, { deferred: undefined, uid: node.uid }) },
     outcome: { kind: 'pending', reason }
   }
+}
+
+/**
+ * What Alertmanager believes, laid over a node's record: an episode it no longer holds stopped
+ * counting (as if resolved); one it silences or inhibits is `silenced`; one it holds active but we
+ * had let go is firing again, and one still active is seen now (so ALERT_TTL never expires it while
+ * Alertmanager has it). Pure; returns undefined when nothing changes.
+ */
+export function reconcileWithAlertmanager (record: NodeRecord, view: AlertmanagerView, now: number, config: PolicyConfig): NodeRecord | undefined {
+  let changed = false
+  const at = iso(now)
+  const alerts = record.alerts.map(alert => {
+    if (alert.source !== 'alertmanager' || alert.status === 'resolved') return alert
+    const state = view.get(episodeKey(alert.fingerprint, parseTime(alert.startsAt)))
+    const live = isLive(alert, now, config)
+    if (state === undefined) {
+      if (!live) return alert
+      changed = true
+      return { ...alert, status: 'resolved' as const, endedAt: at }
+    }
+    if (state === 'suppressed') {
+      if (alert.status === 'silenced') return alert
+      changed = true
+      return { ...alert, status: 'silenced' as const, endedAt: at }
+    }
+    if (live && now - parseTime(alert.lastSeen) < refreshAfter(config)) return alert
+    changed = true
+    const { endedAt: _, ...rest } = alert
+    return { ...rest, status: 'firing' as const, lastSeen: at }
+  })
+  return changed ? { ...record, alerts } : undefined
 }
 
 /** After a resolve: a pending (or cordoned, not yet draining) node whose alerts all stopped counting is let go. */

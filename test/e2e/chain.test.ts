@@ -7,6 +7,8 @@
 //      resolves the alert and the service records the resolution.
 //   B: a NIC fault on worker-7 (pool data) is delivered; Prometheus is stopped right away, so
 //      the recheck before the drain cannot confirm the alert and worker-7 is never cordoned.
+//   A, then: a DB fault on worker-8 is delivered and silenced in Alertmanager before it is old
+//      enough: the service reads the silence (ALERTMANAGER_URL) and lets the node go, undrained.
 //
 // Timing (factor 30: 5m → 10s windows, for 10s, keep_firing_for 20s, 1s scrape/evaluation):
 // a sustained fault fires ~29s after injection (two consecutive 10s windows, then `for: 10s`),
@@ -80,6 +82,10 @@ async function startStack (t: Test, name: string): Promise<Stack> {
     MIN_FIRING_AGE: `${MIN_FIRING_AGE_MS / 1000}s`,
     RECONCILE_INTERVAL: `${RECONCILE_INTERVAL_MS / 1000}s`,
     PROMETHEUS_URL: monitoring.prometheusUrl,
+    ALERTMANAGER_URL: monitoring.alertmanagerUrl,
+    ALERTMANAGER_SYNC: '2s',
+    STORM_SETTLE: '1s',
+    VERIFY_DWELL: '2s',
     LOG_LEVEL: 'info'
   }
   t.comment(`${name}: monitoring up after ${Date.now() - began} ms`)
@@ -203,10 +209,10 @@ t.test('signal exporter → Prometheus → Alertmanager → service', { skip, ti
       const status = await a.node('worker-3')
       return status.phase === 'cooldown' ? status : undefined
     }, { timeoutMs: 60_000, intervalMs: 250 }))
-    for (const phase of ['pending', 'cordoned', 'draining', 'remediating', 'cooldown']) t.ok(hasPhase(done, phase), `went through ${phase}`)
+    for (const phase of ['pending', 'cordoned', 'draining', 'remediating', 'rebooting', 'verifying', 'cooldown']) t.ok(hasPhase(done, phase), `went through ${phase}`)
     const cordoned = done.transitions.find(tr => tr.to === 'cordoned')!
     t.ok(Date.parse(cordoned.at) >= Date.parse(done.alert!.startsAt) + MIN_FIRING_AGE_MS, 'cordoned only after MIN_FIRING_AGE')
-    t.equal(done.unschedulable, false, 'machine replaced in place: the node is schedulable again')
+    t.equal(done.unschedulable, false, 'rebooted (the ladder\'s first rung), back on a new boot, verified: schedulable again')
     t.same((await a.nodes()).map(n => n.name), ['worker-3'], 'no other node was touched')
   })
 
@@ -220,9 +226,36 @@ t.test('signal exporter → Prometheus → Alertmanager → service', { skip, ti
     t.comment(`resolved in the service ${Date.now() - clearedAt} ms after the fault was cleared`)
     t.equal(resolved.phase, 'cooldown', 'a finished remediation stays in cooldown')
     t.same(await a.monitoring.query('ALERTS{node="worker-3"}'), [], 'Prometheus no longer has the alert')
-    const metrics = await a.metrics()
+    // The leader's Alertmanager sync may see the alert gone before the resolved notification comes.
+    const metrics = await explained(a, waitUntil('the resolved notification', async () => {
+      const text = await a.metrics()
+      return /shc_alerts_received_total\{source="alertmanager",status="resolved"\} [1-9]/.test(text) ? text : undefined
+    }, { timeoutMs: 30_000, intervalMs: 500 }))
     t.match(metrics, /shc_alerts_received_total\{source="alertmanager",status="firing"\} [1-9]/)
-    t.match(metrics, /shc_alerts_received_total\{source="alertmanager",status="resolved"\} [1-9]/)
+  })
+
+  await t.test('silenced in Alertmanager before it is old enough: worker-8 is let go, never cordoned', async t => {
+    a.exporter.setFault('worker-8', 'db')
+    const pending = await explained(a, waitUntil('the service to receive the worker-8 alert', async () => {
+      const status = await a.node('worker-8')
+      return status.alert !== null ? status : undefined
+    }, { timeoutMs: 90_000, intervalMs: 200 }))
+    t.equal(pending.phase, 'pending')
+    const now = Date.now()
+    const silence = await fetch(`${a.monitoring.alertmanagerUrl}/api/v2/silences`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ matchers: [{ name: 'node', value: 'worker-8', isRegex: false, isEqual: true }], startsAt: new Date(now).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), createdBy: 'e2e', comment: 'an operator says stop' })
+    })
+    t.equal(silence.status, 200, await silence.clone().text())
+    const released = await explained(a, waitUntil('the service to let worker-8 go', async () => {
+      const status = await a.node('worker-8')
+      return status.phase === 'cancelled' ? status : undefined
+    }, { timeoutMs: 30_000, intervalMs: 250 }))
+    t.match(released.reason, /silenced or inhibited in Alertmanager|no longer holds any of the node's alerts active/)
+    t.notOk(hasPhase(released, 'cordoned'), 'never cordoned')
+    t.equal(released.unschedulable, false)
+    a.exporter.clear()
   })
 
   await t.test('Prometheus stopped before the recheck: worker-7 is never cordoned', async t => {

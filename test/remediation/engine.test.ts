@@ -1,4 +1,5 @@
 import t from 'tap'
+import { episodeKey } from '../../src/alerts/alertmanager.ts'
 import { ProviderError, type Provider } from '../../src/providers/provider.ts'
 import { noneProvider } from '../../src/providers/none.ts'
 import { decodeFleetState } from '../../src/remediation/fleet-state.ts'
@@ -454,4 +455,45 @@ t.test('no room for the pods elsewhere: deferred with the shortfall in numbers; 
   const off = startEngine(sim, { CAPACITY_CHECK: 'false' })
   t.teardown(() => off.engine.stop())
   t.equal((await off.engine.intake([fresh('worker-1', { fingerprint: 'x' })], 'alertmanager', false))[0]!.rule, undefined)
+})
+
+t.test('Alertmanager as the source of truth: a silence stops a pending node; unreachable, no drain starts', async t => {
+  const sim = seededSim()
+  let view: Map<string, 'active' | 'suppressed'> | Error = new Error('connect ECONNREFUSED 127.0.0.1:9093')
+  const alertmanager = async () => { if (view instanceof Error) throw view; return view }
+  const { engine, metrics } = startEngine(sim, { ALERTMANAGER_SYNC: '1h' }, { alertmanager })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const a = fresh('worker-3')
+  await engine.intake([a], 'alertmanager', false)
+  await until('held by the recheck', async () => (await stateOf(sim, 'worker-3')).deferred?.rule === 'recheck')
+  t.match((await stateOf(sim, 'worker-3')).deferred.reason, /cannot confirm the alert with Alertmanager \(connect ECONNREFUSED.*not draining/)
+  t.equal((await sim.getNode('worker-3'))!.spec!.unschedulable, undefined, 'never cordoned')
+  t.match(await metrics.registry.metrics(), /shc_source_up\{source="alertmanager"\} 0/)
+  // An operator silences it in Alertmanager: the node is let go, never drained.
+  view = new Map([[episodeKey(a.fingerprint, Date.parse(a.startsAt)), 'suppressed']])
+  await engine.reconcile()
+  await until('cancelled by the silence', async () => await phaseOf(sim, 'worker-3') === 'cancelled')
+  t.match((await stateOf(sim, 'worker-3')).reason, /Alertmanager no longer holds any of the node's alerts active \(resolved, silenced or inhibited\)/)
+  t.equal((await stateOf(sim, 'worker-3')).alerts[0].status, 'silenced')
+  // Active in Alertmanager: confirmed, drained.
+  const b = fresh('worker-6')
+  view = new Map([[episodeKey(b.fingerprint, Date.parse(b.startsAt)), 'active']])
+  await engine.intake([b], 'alertmanager', false)
+  await until('worker-6 confirmed and remediated', async () => await phaseOf(sim, 'worker-6') === 'cooldown')
+  t.match(await metrics.registry.metrics(), /shc_source_up\{source="alertmanager"\} 1/)
+})
+
+t.test('a truncated notification holds its pools until Alertmanager\'s complete picture (or an untruncated notification) arrives', async t => {
+  const sim = seededSim()
+  let view: Map<string, 'active' | 'suppressed'> = new Map()
+  const alertmanager = async () => view
+  const { engine } = startEngine(sim, { ALERTMANAGER_SYNC: '200ms' }, { alertmanager })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const a = fresh('worker-1')
+  view = new Map([[episodeKey(a.fingerprint, Date.parse(a.startsAt)), 'active']])
+  const cut = await engine.intake([a], 'alertmanager', false, { truncatedAlerts: 9, groupKey: 'g' })
+  t.match(cut, [{ action: 'deferred', rule: 'truncated', reason: /truncated a notification touching pool app/, detail: { hidden: 9 } }])
+  const other = await engine.intake([fresh('worker-6')], 'alertmanager', false)
+  t.equal(other[0]!.action, 'remediate', 'other pools are not in doubt')
+  await until('the sync made the picture complete and worker-1 started', async () => (await phaseOf(sim, 'worker-1')) !== 'pending', 5000)
 })

@@ -3,7 +3,8 @@ import { toNodeAlert } from '../../src/alerts/node-alert.ts'
 import type { WebhookAlert } from '../../src/alerts/webhook.ts'
 import type { PolicyConfig } from '../../src/policy/config.ts'
 import type { Fleet } from '../../src/remediation/fleet.ts'
-import { decide, triage } from '../../src/remediation/intake.ts'
+import { episodeKey } from '../../src/alerts/alertmanager.ts'
+import { decide, reconcileWithAlertmanager, triage } from '../../src/remediation/intake.ts'
 import type { NodeRecord } from '../../src/remediation/record.ts'
 import { nextToStart } from '../../src/remediation/schedule.ts'
 import { iso } from '../../src/time.ts'
@@ -154,4 +155,21 @@ t.test('decisions keep the order of the alerts and say why', async t => {
   const { decisions } = deliver(index, [alert('app-1'), alert('ghost'), alert('app-2', { labels: { remediation: 'nope' } })])
   t.same(decisions.map(d => [d.node, d.action]), [['app-1', 'remediate'], ['ghost', 'ignored'], ['app-2', 'ignored']])
   t.match(decisions[1]!.reason, /node ghost is not in the cluster/)
+})
+
+t.test('Alertmanager\'s view laid over a record: vanished episodes resolve, silenced ones stop counting, active ones are seen now', async t => {
+  const at = (m: number) => iso(T0 - minutes(m))
+  const record = {
+    ...recordOf(fleetOf(fleet({ app: 1 }, { 'app-1': { phase: 'pending', alerts: [
+      firingAlert({ fingerprint: 'gone', startsAt: at(30) }),
+      firingAlert({ fingerprint: 'quiet', startsAt: at(20) }),
+      firingAlert({ fingerprint: 'loud', startsAt: at(10), lastSeen: at(60) }),
+      firingAlert({ fingerprint: 'back', startsAt: at(5), status: 'silenced', endedAt: at(1) })
+    ] } }).values()), 'app-1')
+  }
+  const view = new Map([[episodeKey('quiet', T0 - minutes(20)), 'suppressed' as const], [episodeKey('loud', T0 - minutes(10)), 'active' as const], [episodeKey('back', T0 - minutes(5)), 'active' as const]])
+  const next = reconcileWithAlertmanager(record, view, T0, config)!
+  t.same(next.alerts.map(a => [a.fingerprint, a.status]), [['gone', 'resolved'], ['quiet', 'silenced'], ['loud', 'firing'], ['back', 'firing']])
+  t.equal(next.alerts[2]!.lastSeen, iso(T0), 'Alertmanager still has it: seen now')
+  t.equal(reconcileWithAlertmanager(next, view, T0 + 1000, config), undefined, 'the same view again changes nothing')
 })

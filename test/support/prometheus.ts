@@ -334,11 +334,14 @@ export type PrometheusConfigOptions = {
   ruleFiles: string[]
   scrapeInterval: string
   evaluationInterval: string
+  /** host:port of the service, scraped on /metrics as job self-healing-controller when given. */
+  controllerAddress?: string
 }
 
 /**
  * One target per node and job, each labelled node=<name> at scrape time: what the metric contract
- * asks of a real cluster's relabeling (__meta_kubernetes_pod_node_name → node).
+ * asks of a real cluster's relabeling (__meta_kubernetes_pod_node_name → node). The service itself,
+ * when its address is given, as the ServiceMonitor would scrape it.
  */
 export function prometheusConfig (o: PrometheusConfigOptions): string {
   const job = (name: string, kind: 'node' | 'app') => ({
@@ -352,7 +355,11 @@ export function prometheusConfig (o: PrometheusConfigOptions): string {
     global: { scrape_interval: o.scrapeInterval, scrape_timeout: o.scrapeInterval, evaluation_interval: o.evaluationInterval },
     rule_files: o.ruleFiles,
     alerting: { alertmanagers: [{ static_configs: [{ targets: [o.alertmanagerAddress] }] }] },
-    scrape_configs: [job('node-exporter', 'node'), job('app', 'app')]
+    scrape_configs: [
+      job('node-exporter', 'node'),
+      job('app', 'app'),
+      ...(o.controllerAddress === undefined ? [] : [{ job_name: 'self-healing-controller', static_configs: [{ targets: [o.controllerAddress] }] }])
+    ]
   })
 }
 
@@ -372,6 +379,8 @@ export type MonitoringOptions = {
   /** Default: the scrape interval. */
   evaluationInterval?: string
   alertmanagerTimings?: AlertmanagerTimings
+  /** host:port of the service, to scrape its own metrics too (default: not scraped). */
+  controllerAddress?: string
   prometheusPort?: number
   alertmanagerPort?: number
   startTimeoutMs?: number
@@ -404,7 +413,8 @@ export async function startMonitoring (o: MonitoringOptions) {
       alertmanagerAddress: `127.0.0.1:${amPort}`,
       ruleFiles: rules,
       scrapeInterval: scale.scrapeInterval,
-      evaluationInterval: o.evaluationInterval ?? scale.scrapeInterval
+      evaluationInterval: o.evaluationInterval ?? scale.scrapeInterval,
+      controllerAddress: o.controllerAddress
     }))
     await check(binaries.promtool, ['check', 'config', promConfigPath])
 

@@ -32,7 +32,7 @@ export function seededSim (options: Partial<SimOptions> = {}): SimCluster {
 export type Harness = ReturnType<typeof startEngine>
 
 /** An engine on a simulated cluster, as main.ts composes it but with test settings and a silent log. */
-export function startEngine (sim: SimCluster, settings: Record<string, string> = {}, extra: Partial<Pick<EngineDeps, 'provider' | 'prometheusCheck' | 'now' | 'startAsLeader' | 'leaseValid' | 'gates'>> = {}) {
+export function startEngine (sim: SimCluster, settings: Record<string, string> = {}, extra: Partial<Pick<EngineDeps, 'provider' | 'prometheusCheck' | 'alertmanager' | 'now' | 'startAsLeader' | 'leaseValid' | 'gates'>> = {}) {
   const config = defaultConfig({ ...fastSettings, ...settings })
   const metrics = createMetrics()
   const simProvider = createSimProvider(sim, { delayMs: 10 })
