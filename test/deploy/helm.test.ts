@@ -34,7 +34,9 @@ const SAMPLES: Record<string, unknown> = {
   host: '0.0.0.0',
   prometheusUrl: 'http://prometheus.monitoring.svc:9090',
   provider: 'none',
-  awsRegion: 'eu-west-1'
+  awsRegion: 'eu-west-1',
+  alertmanagerUrl: 'http://alertmanager.monitoring.svc:9093',
+  remediationWindows: 'Mon-Fri 08:00-18:00 Europe/Berlin'
 }
 function sampleValue (key: string, option: TableOption): unknown {
   if (option.kind === 'bool') return true

@@ -41,7 +41,12 @@ const CLUSTER_RULES = [
   '|nodes|*|get', '|nodes|*|list', '|nodes|*|watch', '|nodes|*|patch',
   '|pods|*|get', '|pods|*|list', '|pods|*|watch',
   '|pods/eviction|*|create',
-  'events.k8s.io|events|*|create'
+  'events.k8s.io|events|*|create',
+  // The data-safe drain: does the pod's owner still exist, is its volume local, which PDBs apply.
+  'apps|replicasets|*|get', 'apps|statefulsets|*|get', 'apps|daemonsets|*|get',
+  'batch|jobs|*|get', '|replicationcontrollers|*|get',
+  '|persistentvolumeclaims|*|get', '|persistentvolumes|*|get',
+  'policy|poddisruptionbudgets|*|list'
 ]
 const LEASE_RULES = [
   `coordination.k8s.io|leases|${NAME}|get`,
