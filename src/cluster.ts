@@ -40,7 +40,18 @@ export type ObjectRef = { kind: 'Node', name: string, uid?: string } | { kind: '
 
 export type ControllerState = { annotations: Readonly<Record<string, string>>, version: string }
 
-export type NodePatch = { annotations?: Record<string, string | null>, unschedulable?: boolean }
+/** A JSON merge patch of a Node's metadata and spec, as far as we write them: null removes a key. */
+export type NodePatch = { annotations?: Record<string, string | null>, labels?: Record<string, string | null>, unschedulable?: boolean }
+
+/** A string map with a merge patch applied (null removes the key), as the API server applies it. */
+export function mergeStrings (base: Readonly<Record<string, string>> | undefined, patch: Readonly<Record<string, string | null>> | undefined): Record<string, string> {
+  const merged: Record<string, string> = { ...base }
+  for (const [key, value] of Object.entries(patch ?? {})) {
+    if (value === null) delete merged[key]
+    else merged[key] = value
+  }
+  return merged
+}
 
 export type EvictionResult =
   | { status: 'evicted' }

@@ -5,6 +5,7 @@ import { Value } from 'typebox/value'
 import { formatDuration, parseDuration } from './duration.ts'
 import { knownDisruptorTaints, parseBudget, parseDisruptorTaint } from './policy/budget.ts'
 import type { PolicyConfig } from './policy/config.ts'
+import { parseWindows } from './policy/window.ts'
 import type { EngineConfig } from './remediation/engine.ts'
 import type { RequestedAction } from './remediation/record.ts'
 
@@ -28,6 +29,9 @@ export const options = {
   faultsEnabled: { schema: Type.Boolean(), env: 'FAULTS_ENABLED', kind: 'bool', default: 'false', help: 'Enable POST /v1/faults (manual fault injection).' },
   faultsToken: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'FAULTS_TOKEN', kind: 'string', help: 'Bearer token for POST /v1/faults (prefer FAULTS_TOKEN_FILE).' },
   faultsTokenFile: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'FAULTS_TOKEN_FILE', kind: 'string', help: 'File holding the fault-injection bearer token.' },
+  adminToken: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'ADMIN_TOKEN', kind: 'string', help: 'Bearer token for the operator\'s controls (PUT/DELETE /v1/pause/…); prefer ADMIN_TOKEN_FILE. Without it, pausing is only possible through kubectl on the Lease.' },
+  adminTokenFile: { schema: Type.Optional(Type.String({ minLength: 1 })), env: 'ADMIN_TOKEN_FILE', kind: 'string', help: 'File holding the admin bearer token.' },
+  remediationWindows: { schema: Type.String(), env: 'REMEDIATION_WINDOWS', kind: 'string', default: '', help: 'Maintenance windows, e.g. "Mon-Fri 08:00-18:00 Europe/Berlin; Sat 10:00-12:00 Europe/Berlin": outside every window nothing new starts. Empty: always.' },
   dryRun: { schema: Type.Boolean(), env: 'DRY_RUN', kind: 'bool', default: 'false', help: 'Compute and report every decision; change nothing in the cluster.' },
   logLevel: { schema: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), env: 'LOG_LEVEL', kind: 'string', default: 'info', help: 'fatal, error, warn, info, debug or trace.' },
   cluster: { schema: Type.Union([Type.Literal('sim'), Type.Literal('kubernetes')]), env: 'CLUSTER', kind: 'string', default: 'sim', help: 'sim (an in-memory demo cluster) or kubernetes (explicit, real).' },
@@ -157,14 +161,19 @@ export function parseConfig (argv: readonly string[], env: Readonly<Record<strin
   if (config.evictionBackoffMax < config.evictionBackoff) throw new ConfigError(`${nameOf('evictionBackoffMax')}: must be at least EVICTION_BACKOFF`)
   if (config.leaseRenewDeadline >= config.leaseDuration) throw new ConfigError(`${nameOf('leaseRenewDeadline')}: must be shorter than LEASE_DURATION`)
   if (config.provider === 'sim' && config.cluster !== 'sim') throw new ConfigError(`${nameOf('provider')}: the sim provider only works on the simulated cluster`)
+  try {
+    parseWindows(config.remediationWindows)
+  } catch (err) {
+    throw new ConfigError(`${nameOf('remediationWindows')}: ${(err as Error).message}`)
+  }
   return config
 }
 
-export type Credentials = { webhook?: string, faults?: string }
+export type Credentials = { webhook?: string, faults?: string, admin?: string }
 /** The configuration once credentials are resolved: the listen address is settled. */
 export type ServiceConfig = Config & { host: string }
 
-function readSecret (key: 'webhookToken' | 'faultsToken', fileKey: 'webhookTokenFile' | 'faultsTokenFile', config: Config): string | undefined {
+function readSecret (key: 'webhookToken' | 'faultsToken' | 'adminToken', fileKey: 'webhookTokenFile' | 'faultsTokenFile' | 'adminTokenFile', config: Config): string | undefined {
   if (config[key] !== undefined && config[fileKey] !== undefined) throw new ConfigError(`${nameOf(key)} and ${nameOf(fileKey)}: set one, not both`)
   const file = config[fileKey]
   if (file === undefined) return config[key]
@@ -186,8 +195,11 @@ export function resolveCredentials (config: Config): { config: ServiceConfig, cr
   const credentials: Credentials = {}
   const webhook = readSecret('webhookToken', 'webhookTokenFile', config)
   const faults = readSecret('faultsToken', 'faultsTokenFile', config)
+  const admin = readSecret('adminToken', 'adminTokenFile', config)
   if (webhook !== undefined) credentials.webhook = webhook
   if (faults !== undefined) credentials.faults = faults
+  if (admin !== undefined) credentials.admin = admin
+  if (admin !== undefined && (admin === webhook || admin === faults)) throw new ConfigError(`${nameOf('adminToken')}: must differ from the webhook and faults tokens`)
   const warnings: string[] = []
   let resolved: ServiceConfig = { ...config, host: config.host ?? '0.0.0.0' }
   if (webhook === undefined) {
@@ -248,6 +260,7 @@ export function engineConfigOf (config: Config): EngineConfig {
     writeConcurrency: config.writeConcurrency,
     providerTimeoutMs: config.providerTimeout,
     alertmanagerSyncMs: config.alertmanagerSync,
+    windows: parseWindows(config.remediationWindows),
     capacityCheck: config.capacityCheck,
     drain: {
       concurrency: config.evictionConcurrency,
@@ -267,7 +280,7 @@ export function engineConfigOf (config: Config): EngineConfig {
 export function describeConfig (config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, option] of Object.entries(options) as Array<[keyof Config, Option]>) {
-    if (key === 'webhookToken' || key === 'faultsToken') continue
+    if (key === 'webhookToken' || key === 'faultsToken' || key === 'adminToken') continue
     const value = config[key]
     out[key] = option.kind === 'duration' && typeof value === 'number' ? formatDuration(value) : value
   }

@@ -1,6 +1,6 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
-import { ClusterError, type Cluster, type ControllerState } from './cluster.ts'
+import { ClusterError, mergeStrings, type Cluster, type ControllerState } from './cluster.ts'
 import type { Provider } from './providers/provider.ts'
 
 /**
@@ -12,7 +12,7 @@ import type { Provider } from './providers/provider.ts'
  */
 export function createShadowCluster (real: Cluster, log: Logger): Cluster {
   // What we would have written, per node: our annotations and the cordon, laid over the real node's latest version.
-  const patches = new Map<string, { annotations: Record<string, string | null>, unschedulable?: boolean, writes: number }>()
+  const patches = new Map<string, { annotations: Record<string, string | null>, labels: Record<string, string | null>, unschedulable?: boolean, writes: number }>()
   const evicted = new Set<string>()
   let version = 0
   let state: ControllerState | undefined
@@ -21,12 +21,8 @@ export function createShadowCluster (real: Cluster, log: Logger): Cluster {
     const own = patches.get(node.metadata!.name!)
     if (own === undefined) return node
     const copy = structuredClone(node)
-    const annotations = { ...copy.metadata!.annotations }
-    for (const [k, v] of Object.entries(own.annotations)) {
-      if (v === null) delete annotations[k]
-      else annotations[k] = v
-    }
-    copy.metadata!.annotations = annotations
+    copy.metadata!.annotations = mergeStrings(copy.metadata!.annotations, own.annotations)
+    copy.metadata!.labels = mergeStrings(copy.metadata!.labels, own.labels)
     if (own.unschedulable !== undefined) copy.spec = { ...copy.spec, unschedulable: own.unschedulable }
     copy.metadata!.resourceVersion = `${node.metadata?.resourceVersion}-shadow-${own.writes}`
     return copy
@@ -47,8 +43,8 @@ export function createShadowCluster (real: Cluster, log: Logger): Cluster {
       const current = await this.getNode(name)
       if (current === undefined) throw new ClusterError('not-found', `node ${name} not found`)
       if (resourceVersion !== undefined && current.metadata?.resourceVersion !== resourceVersion) throw new ClusterError('conflict', `node ${name} was modified`)
-      const own = patches.get(name) ?? { annotations: {}, writes: 0 }
-      const next = { annotations: { ...own.annotations, ...patch.annotations }, unschedulable: patch.unschedulable ?? own.unschedulable, writes: own.writes + 1 }
+      const own = patches.get(name) ?? { annotations: {}, labels: {}, writes: 0 }
+      const next = { annotations: { ...own.annotations, ...patch.annotations }, labels: { ...own.labels, ...patch.labels }, unschedulable: patch.unschedulable ?? own.unschedulable, writes: own.writes + 1 }
       patches.set(name, next)
       const patched = shadowed((await real.getNode(name))!)
       log.info({ node: name, unschedulable: patch.unschedulable }, `dry run: would patch node ${name}`)

@@ -38,7 +38,8 @@ async function connect (config: ServiceConfig, log: Logger): Promise<Connected> 
       retryPeriodMs: config.leaseRetryPeriod,
       log,
       onStartedLeading: () => { void engine.setLeader(true) },
-      onStoppedLeading: () => engine.setLeader(false)
+      onStoppedLeading: () => engine.setLeader(false),
+      onObserved: state => engine.observeControllerState(state)
     })
   }
   return connected

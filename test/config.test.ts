@@ -32,6 +32,8 @@ t.test('a bad value names the option', async t => {
     [{ CLUSTER: 'prod' }, [], /^CLUSTER/],
     [{ PROMETHEUS_URL: 'prometheus:9090' }, [], /^PROMETHEUS_URL/],
     [{ CLUSTER: 'kubernetes', PROVIDER: 'sim' }, [], /^PROVIDER \(--provider\): the sim provider only works on the simulated cluster/],
+    [{ REMEDIATION_WINDOWS: 'Mon-Fri 08:00-18:00 Mars/Olympus' }, [], /^REMEDIATION_WINDOWS \(--remediation-windows\): .*Mars\/Olympus/],
+    [{ REMEDIATION_WINDOWS: 'weekdays 9-5' }, [], /^REMEDIATION_WINDOWS \(--remediation-windows\): /],
     [{}, ['--no-such-flag'], /no-such-flag/]
   ]
   for (const [env, argv, message] of cases) t.throws(() => parseConfig(argv, env), { name: 'Error', message }, JSON.stringify(env) + argv.join(' '))
@@ -68,4 +70,6 @@ t.test('token files are read and checked', async t => {
   t.throws(() => resolveCredentials(parse({ WEBHOOK_TOKEN_FILE: join(dir, 'empty') })), { message: /is empty/ })
   t.throws(() => resolveCredentials(parse({ WEBHOOK_TOKEN: 'a', WEBHOOK_TOKEN_FILE: join(dir, 'token') })), { message: /set one, not both/ })
   t.throws(() => resolveCredentials(parse({ WEBHOOK_TOKEN: 'a', FAULTS_ENABLED: 'true' })), { message: /FAULTS_ENABLED needs its own token/ })
+  t.equal(resolveCredentials(parse({ WEBHOOK_TOKEN: 'a', ADMIN_TOKEN_FILE: join(dir, 'token') })).credentials.admin, 'from-file')
+  t.throws(() => resolveCredentials(parse({ WEBHOOK_TOKEN: 'a', ADMIN_TOKEN: 'a' })), { message: /^ADMIN_TOKEN \(--admin-token\): must differ from the webhook and faults tokens/ })
 })

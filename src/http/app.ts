@@ -14,7 +14,7 @@ import { admitLargeBodies } from './admission.ts'
 import { requireBearer } from './auth.ts'
 import { countRequests } from './request-metrics.ts'
 import { parseDuration } from '../duration.ts'
-import { BudgetBody, DecisionsBody, ErrorBody, FaultBody, FaultRequest, NodeStatusBody } from './schemas.ts'
+import { BudgetBody, DecisionsBody, ErrorBody, FaultBody, FaultRequest, NodeStatusBody, PauseRequest, PauseStatusBody } from './schemas.ts'
 
 export type AppOptions = {
   engine: Engine
@@ -53,7 +53,9 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
   const open = options.credentials === undefined
   const webhookAuth = requireBearer(open ? undefined : [options.credentials!.webhook!].filter(Boolean))
   const faultAuth = requireBearer(open ? undefined : [options.credentials!.faults].filter(t => t !== undefined))
-  const readAuth = requireBearer(open ? undefined : [options.credentials!.webhook, options.credentials!.faults].filter(t => t !== undefined))
+  const readAuth = requireBearer(open ? undefined : [options.credentials!.webhook, options.credentials!.faults, options.credentials!.admin].filter(t => t !== undefined))
+  // The operator's brakes need their own credential: neither Alertmanager's nor a game day's token may lift a pause.
+  const adminAuth = requireBearer(open ? undefined : [options.credentials!.admin].filter(t => t !== undefined))
   // Large webhook bodies read, parsed and decided at once: two at the limit, or 8 MiB of smaller ones.
   const admitBody = admitLargeBodies({ bodyLimit: options.bodyLimit, budget: Math.max(2 * options.bodyLimit, 8 * 1024 * 1024) })
 
@@ -161,6 +163,33 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
     onRequest: readAuth,
     schema: { summary: 'Every tracked node\'s remediation state', security: [{ bearer: [] }], response: { 200: Type.Object({ nodes: Type.Array(NodeStatusBody) }), ...errors } }
   }, async () => ({ nodes: await engine.nodes() }))
+
+  api.get('/v1/pause', {
+    onRequest: readAuth,
+    schema: { summary: 'The pauses in force and the maintenance windows', security: [{ bearer: [] }], response: { 200: PauseStatusBody, ...errors } }
+  }, async () => await engine.pauses())
+
+  for (const scope of ['cluster', 'pool'] as const) {
+    const url = scope === 'cluster' ? '/v1/pause/cluster' : '/v1/pause/pool/:pool'
+    const params = Type.Object(scope === 'cluster' ? {} : { pool: Type.String({ minLength: 1, maxLength: 63 }) })
+    api.put(url, {
+      onRequest: adminAuth,
+      schema: { summary: `Pause new remediation ${scope === 'cluster' ? 'cluster-wide' : 'in one pool'} (work under way goes on to its next safe point)`, security: [{ bearer: [] }], params, body: PauseRequest, response: { 200: PauseStatusBody, ...errors } }
+    }, async (request, reply) => {
+      const { reason, until, by } = request.body
+      if (until !== undefined && Date.parse(until) <= now()) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `body/until must be in the future (got ${until})` })
+      const pool = (request.params as { pool?: string }).pool
+      await engine.setPause(pool, { reason, by: by ?? 'admin API', at: iso(now()), ...(until === undefined ? {} : { until: iso(Date.parse(until)) }) })
+      return await engine.pauses()
+    })
+    api.delete(url, {
+      onRequest: adminAuth,
+      schema: { summary: `Lift the ${scope === 'cluster' ? 'cluster-wide' : 'pool\'s'} pause`, security: [{ bearer: [] }], params, response: { 200: PauseStatusBody, ...errors } }
+    }, async request => {
+      await engine.setPause((request.params as { pool?: string }).pool, undefined)
+      return await engine.pauses()
+    })
+  }
 
   api.get('/v1/budget', {
     onRequest: readAuth,

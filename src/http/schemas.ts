@@ -95,3 +95,14 @@ export const BudgetBody = Type.Object({
     failed: Type.Optional(Type.String())
   }))
 })
+
+export const PauseRequest = Type.Object({
+  reason: Type.String({ minLength: 1, maxLength: 500 }),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'the pause ends by itself then (RFC 3339)' })),
+  by: Type.Optional(Type.String({ minLength: 1, maxLength: 120, description: 'who pauses; shown with the pause' }))
+}, { additionalProperties: false })
+
+export const PauseStatusBody = Type.Object({
+  pauses: Type.Array(Type.Object({ scope: Type.Union([Type.Literal('cluster'), Type.Literal('pool')]), pool: Type.Optional(Type.String()), reason: Type.String(), by: Type.String(), at: Type.String(), until: Type.Optional(Type.String()) })),
+  windows: Type.Object({ spec: Type.String(), open: Type.Boolean(), nextOpening: Type.Union([Type.String(), Type.Null()]) })
+})

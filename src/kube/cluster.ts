@@ -16,7 +16,7 @@ import {
   type V1Pod
 } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
-import { ClusterError, type Cluster, type ControllerState, type EvictionResult, type NodePatch, type ObjectRef } from '../cluster.ts'
+import { ClusterError, mergeStrings, type Cluster, type ControllerState, type EvictionResult, type NodePatch, type ObjectRef } from '../cluster.ts'
 import { retryAfterMsOf, statusOf, toClusterError } from './errors.ts'
 import { keptAnnotations } from './lean-node.ts'
 import { createNodeCache } from './node-cache.ts'
@@ -149,6 +149,7 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
       const metadata: Record<string, unknown> = {}
       if (resourceVersion !== undefined) metadata.resourceVersion = resourceVersion
       if (patch.annotations !== undefined) metadata.annotations = patch.annotations
+      if (patch.labels !== undefined) metadata.labels = patch.labels
       const body: Record<string, unknown> = { metadata }
       if (patch.unschedulable !== undefined) body.spec = { unschedulable: patch.unschedulable }
       const patched = await call(`patch node ${name}`, () => core.patchNode({ name, body }, mergePatch))
@@ -262,11 +263,7 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
       const what = `write controller state on lease ${stateLease.namespace}/${stateLease.name}`
       const lease = await readLease()
       if ((lease?.metadata?.resourceVersion ?? '') !== version) throw new ClusterError('conflict', `${what}: it changed (resourceVersion ${lease?.metadata?.resourceVersion ?? 'none'}, expected ${version || 'none'})`)
-      const annotations: Record<string, string> = { ...lease?.metadata?.annotations }
-      for (const [key, value] of Object.entries(patch)) {
-        if (value === null) delete annotations[key]
-        else annotations[key] = value
-      }
+      const annotations = mergeStrings(lease?.metadata?.annotations, patch)
       // An update carrying the resourceVersion we read: a concurrent writer (the elector renewing,
       // another replica) makes it fail with 409 rather than be overwritten. The Role allows only
       // get and update on this one Lease (and create, for the first replica).

@@ -1,5 +1,6 @@
 import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
+import type { ControllerState } from '../cluster.ts'
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, as client-go does it:
@@ -21,6 +22,12 @@ export type ElectionOptions = {
   onStartedLeading: () => void
   /** Must stop all acting before it returns (it may be async). */
   onStoppedLeading: () => void | Promise<void>
+  /**
+   * Every version of the Lease this replica reads or writes, leader or not: the fleet state lives
+   * in its annotations, so an operator's pause set elsewhere is seen within one retry period
+   * without a request of its own.
+   */
+  onObserved?: (state: ControllerState) => void
   now?: () => number
 }
 
@@ -66,6 +73,8 @@ export function startLeaderElection (options: ElectionOptions): Elector {
     }
   })
 
+  const observe = (lease: V1Lease) => options.onObserved?.({ annotations: lease.metadata?.annotations ?? {}, version: lease.metadata?.resourceVersion ?? '' })
+
   /** One attempt to acquire or renew. True when we hold the lease afterwards. */
   async function tryAcquireOrRenew (): Promise<boolean> {
     let current: V1Lease | undefined
@@ -76,6 +85,7 @@ export function startLeaderElection (options: ElectionOptions): Elector {
       await api.createNamespacedLease({ namespace, body: spec(undefined, 0) })
       return true
     }
+    observe(current)
     const holder = current.spec?.holderIdentity
     const renewTime = current.spec?.renewTime === undefined ? undefined : new Date(current.spec.renewTime).toISOString()
     if (observed === undefined || observed.holder !== holder || observed.renewTime !== renewTime) {
@@ -91,7 +101,7 @@ export function startLeaderElection (options: ElectionOptions): Elector {
     }
     const transitions = (current.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1)
     // replace carries metadata.resourceVersion: a concurrent writer makes this fail with 409.
-    await api.replaceNamespacedLease({ name, namespace, body: spec(current, transitions) })
+    observe(await api.replaceNamespacedLease({ name, namespace, body: spec(current, transitions) }))
     return true
   }
 

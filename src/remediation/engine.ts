@@ -4,18 +4,20 @@ import type { AlertmanagerSource, AlertmanagerView } from '../alerts/alertmanage
 import type { FiringCheck } from '../alerts/prometheus.ts'
 import { toNodeAlert, type NodeAlert } from '../alerts/node-alert.ts'
 import type { WebhookAlert } from '../alerts/webhook.ts'
-import type { Cluster } from '../cluster.ts'
+import type { Cluster, ControllerState } from '../cluster.ts'
 import { forEachLimited } from '../concurrency.ts'
 import type { FleetReading, Metrics } from '../metrics.ts'
 import { allowedUnavailable, holdsSlot, outOfServiceCause, scopeKeys, type ScopeUsage } from '../policy/budget.ts'
 import { breakerOpen, recordProvenFix, updateBreakerMemory } from '../policy/circuit-breaker.ts'
 import { persisted, type Block, type PolicyConfig } from '../policy/config.ts'
 import { drivingAlert, liveAlerts } from '../policy/expiry.ts'
+import { expiredPauses, pauseActive, pauseBlock, windowBlock } from '../policy/pause.ts'
 import type { DrainSwitches } from '../policy/pods.ts'
+import { describeWindows, isOpen, nextOpening, type Windows } from '../policy/window.ts'
 import type { Provider } from '../providers/provider.ts'
 import { iso, parseTime } from '../time.ts'
 import { createFleet } from './fleet.ts'
-import type { DepartedEntry, FleetState } from './fleet-state.ts'
+import { pauseKey, type DepartedEntry, type FleetState, type Pause } from './fleet-state.ts'
 import { decide, groupByNode, applyNodeAlerts, reconcileWithAlertmanager, triage, type AlertOutcome, type Decision } from './intake.ts'
 import type { NodeRecord, Phase } from './record.ts'
 import { dueAt, nextToStart, planNode, progressDeparted, type Gates, type Start, type Step } from './schedule.ts'
@@ -41,6 +43,8 @@ export type EngineConfig = {
   providerTimeoutMs: number
   /** How often the leader reads Alertmanager's alerts (when ALERTMANAGER_URL is set). */
   alertmanagerSyncMs: number
+  /** REMEDIATION_WINDOWS: outside every window nothing new starts. Empty: always. */
+  windows: Windows
   drain: { concurrency: number, backoff: { initialMs: number, maxMs: number }, forceDeleteOnTimeout: boolean, switches: DrainSwitches }
   /** Before a cordon: do the evictable pods fit elsewhere? */
   capacityCheck: boolean
@@ -122,7 +126,12 @@ export function createEngine (deps: EngineDeps) {
     const deferred = fleet.get(name)?.record?.deferred
     return deferred !== undefined && (deferred.rule === 'protected-pods' || deferred.rule === 'capacity') ? deferred : undefined
   }
-  const gates: Gates = { ...deps.gates, podChecks: name => podChecks.get(name)?.block ?? (leading() ? undefined : persistedPodBlock(name)) }
+  const gates: Gates = {
+    paused: pool => pauseBlock(fleet.state.pauses, pool, now()),
+    window: () => windowBlock(config.windows, now()),
+    ...deps.gates,
+    podChecks: name => podChecks.get(name)?.block ?? (leading() ? undefined : persistedPodBlock(name))
+  }
   const store = createNodeStore({ cluster, annotationPrefix: config.annotationPrefix, policy, metrics, log })
   const fleetState = createFleetStateStore({ cluster, annotationPrefix: config.annotationPrefix, log })
   const fleet = createFleet(policy)
@@ -154,6 +163,10 @@ export function createEngine (deps: EngineDeps) {
     cluster, store, provider, policy, metrics, log, now,
     fence: leading,
     observed: (view, node) => observe(node, false, view),
+    heldBack: async view => {
+      adopt(await fleetState.refresh())
+      return pauseBlock(fleet.state.pauses, view.pool, now())?.reason
+    },
     drain: config.drain
   }
 
@@ -499,9 +512,13 @@ export function createEngine (deps: EngineDeps) {
       case 'cancel':
         await persist(name, view => view.record?.phase === 'pending' && liveAlerts(view.record, now(), policy).length === 0 ? cancelPending(view.record, now(), step.reason) : undefined)
         return
-      case 'resume':
+      case 'resume': {
+        // A drained node held by a pause stays at its safe point; a pause change re-queues it.
+        const view = fleet.get(name)
+        if (view?.record?.phase === 'remediating' && pauseBlock(fleet.state.pauses, view.pool, now()) !== undefined) return
         spawn(name)
         return
+      }
       case 'operator-uncordoned': {
         const worker = workers.get(name)
         worker?.controller.abort(new Error('node made schedulable by someone else'))
@@ -559,6 +576,17 @@ export function createEngine (deps: EngineDeps) {
     let breakers = updateBreakerMemory(fleet.state.breakers, open, at, policy)
     for (const entry of departed.proven) breakers = recordProvenFix(breakers, scopeKeys(entry), at)
     for (const entry of departed.proven) unsavedDepartures.delete(entry.node)
+    const expired = expiredPauses(fleet.state.pauses, at)
+    if (expired.length > 0) {
+      adopt(await fleetState.update(state => {
+        const pauses = new Map(state.pauses)
+        for (const key of expired) if (!pauseActive(pauses.get(key), now())) pauses.delete(key)
+        return pauses.size === state.pauses.size ? state : { ...state, pauses }
+      }, leading))
+      for (const key of expired) await cluster.recordEvent(controllerRef(), { type: 'Normal', reason: 'RemediationPauseExpired', action: 'unpause', note: `the pause ${key === 'cluster' ? 'cluster-wide' : `of ${key}`} reached its expiry; remediation may start again` }).catch(err => log.warn({ err }, 'could not record event'))
+      for (const view of fleet.withRecords()) queue.add(view.name)
+      scheduleDirty = true
+    }
     if (departed.departed !== fleet.state.departed || breakers !== fleet.state.breakers) {
       const state = await fleetState.update(state => ({ ...state, departed: departed.departed, breakers }), leading)
       adopt(state)
@@ -568,7 +596,8 @@ export function createEngine (deps: EngineDeps) {
         await cluster.recordEvent(controllerRef(), { type: 'Warning', reason: 'RemediationReplaceTimeout', action: 'fail', note: `${entry.node}: ${entry.failed}; its slot stays held until an operator removes the entry` }).catch(err => log.warn({ err }, 'could not record event'))
       }
     }
-    return departed.wakeAt
+    const pauseEnds = [...fleet.state.pauses.values()].map(p => p.until === undefined ? undefined : parseTime(p.until)).filter(t => t !== undefined)
+    return [departed.wakeAt, ...pauseEnds].reduce<number | undefined>((a, b) => b === undefined || (a !== undefined && a <= b) ? a : b, undefined)
   }
 
   // Consecutive failures per node: a step or worker that fails (the API is down) is retried after a
@@ -772,7 +801,8 @@ export function createEngine (deps: EngineDeps) {
         exhausted: usage.outOfService + 1 > allowedHere
       }
     })
-    return { phases: byPhase, slotsHeld: fleet.slotsHeld(), departed: fleet.state.departed.size, scopes, pauses: [] }
+    const pauses = [...fleet.state.pauses].filter(([, p]) => pauseActive(p, at)).map(([key]) => ({ scope: key === 'cluster' ? 'cluster' : `pool=${key.slice('pool/'.length)}` }))
+    return { phases: byPhase, slotsHeld: fleet.slotsHeld(), departed: fleet.state.departed.size, scopes, pauses }
   }
   // How long each phase may last before something is wrong: its deadline plus a minute's headroom.
   const headroom = 60_000
@@ -806,6 +836,35 @@ export function createEngine (deps: EngineDeps) {
       const at = now()
       return view === undefined ? undefined : statusOf(view, blocksNow(at), at)
     },
+    /** The pauses in force (read fresh: a pause set through another replica shows at once) and the windows. */
+    async pauses () {
+      await ensureLoaded()
+      adopt(await fleetState.refresh())
+      const at = now()
+      const windows = config.windows
+      return {
+        // `cluster` sorts before every `pool/…`: the widest first.
+        pauses: [...fleet.state.pauses].filter(([, p]) => pauseActive(p, at)).sort(([a], [b]) => a < b ? -1 : 1).map(([key, p]) => ({ scope: key === 'cluster' ? 'cluster' as const : 'pool' as const, ...(key === 'cluster' ? {} : { pool: key.slice('pool/'.length) }), ...p })),
+        windows: { spec: describeWindows(windows), open: windows.length === 0 || isOpen(windows, at), nextOpening: windows.length === 0 || isOpen(windows, at) ? null : iso(nextOpening(windows, at) ?? at) }
+      }
+    },
+    /** Sets (or lifts, with undefined) a pause; any replica may: it is persisted for all of them. */
+    async setPause (pool: string | undefined, pause: Pause | undefined) {
+      const key = pauseKey(pool)
+      adopt(await fleetState.update(state => {
+        const pauses = new Map(state.pauses)
+        if (pause === undefined) pauses.delete(key)
+        else pauses.set(key, pause)
+        return { ...state, pauses }
+      }))
+      log.info({ scope: key, pause }, pause === undefined ? `pause of ${key} lifted` : `paused ${key}: ${pause.reason}`)
+      await cluster.recordEvent(controllerRef(), pause === undefined
+        ? { type: 'Normal', reason: 'RemediationUnpaused', action: 'unpause', note: `${key === 'cluster' ? 'cluster-wide pause' : `pause of ${key}`} lifted` }
+        : { type: 'Normal', reason: 'RemediationPaused', action: 'pause', note: `${key === 'cluster' ? 'paused cluster-wide' : `paused ${key}`} by ${pause.by}: ${pause.reason}${pause.until === undefined ? '' : ` (until ${pause.until})`}` }).catch(err => log.warn({ err }, 'could not record event'))
+      for (const view of fleet.withRecords()) queue.add(view.name)
+      scheduleDirty = true
+      void kick()
+    },
     /** Injected faults that still count, fleet-wide. */
     async faults () {
       await ensureLoaded()
@@ -830,6 +889,15 @@ export function createEngine (deps: EngineDeps) {
     /** Resolves when the pass under way and every node worker have settled; for tests and shutdown. */
     async idle () {
       while (running !== undefined || workers.size > 0) await Promise.all([running, ...[...workers.values()].map(w => w.done)])
+    },
+    /** A version of the controller's Lease read by the elector: pauses set through another replica show here. */
+    observeControllerState (stored: ControllerState) {
+      const before = fleet.state.pauses
+      adopt(fleetState.observe(stored))
+      if (JSON.stringify([...before]) === JSON.stringify([...fleet.state.pauses])) return
+      for (const view of fleet.withRecords()) queue.add(view.name)
+      scheduleDirty = true
+      void kick()
     },
     /** Leadership changes: a replica that loses it stops acting at once (a pass under way stops at its next step). */
     async setLeader (value: boolean) {

@@ -27,6 +27,12 @@ export type DepartedEntry = {
   deadline: string
 }
 
+/** An operator's pause: no new remediation starts in its scope until it is lifted or expires. */
+export type Pause = { reason: string, by: string, at: string, until?: string }
+
+/** Pause keys: `cluster`, or `pool/NAME`. */
+export const pauseKey = (pool?: string) => pool === undefined ? 'cluster' : `pool/${pool}`
+
 /** A notification Alertmanager truncated (max_alerts): its pools are in doubt until the picture is complete. */
 export type Doubt = { groupKey: string, pools: string[], since: string, hidden: number }
 
@@ -36,16 +42,17 @@ export type FleetState = {
   departed: ReadonlyMap<string, DepartedEntry>
   breakers: ReadonlyMap<string, BreakerMemory>
   doubts: ReadonlyMap<string, Doubt>
+  pauses: ReadonlyMap<string, Pause>
 }
 
-export const emptyFleetState: FleetState = { version: '', departed: new Map(), breakers: new Map(), doubts: new Map() }
+export const emptyFleetState: FleetState = { version: '', departed: new Map(), breakers: new Map(), doubts: new Map(), pauses: new Map() }
 
-const sections = ['departed', 'breakers', 'doubts'] as const
+const sections = ['departed', 'breakers', 'doubts', 'pauses'] as const
 type Section = typeof sections[number]
 
 /** The annotations holding the fleet state, one JSON object per section. */
 export function fleetStateKeys (prefix: string): Record<Section, string> {
-  return { departed: `${prefix}/departed`, breakers: `${prefix}/breakers`, doubts: `${prefix}/doubts` }
+  return { departed: `${prefix}/departed`, breakers: `${prefix}/breakers`, doubts: `${prefix}/doubts`, pauses: `${prefix}/pauses` }
 }
 
 function readSection<T> (text: string | undefined): Map<string, T> {
@@ -58,13 +65,45 @@ function readSection<T> (text: string | undefined): Map<string, T> {
   }
 }
 
+/**
+ * Pauses as stored, or as an operator wrote them with `kubectl annotate`. Doubt means paused: an
+ * annotation that cannot be read, or a key that names no scope, pauses the whole cluster; a
+ * missing field is filled in, an expiry that is no time is no expiry.
+ */
+export function decodePauses (text: string | undefined): Map<string, Pause> {
+  if (text === undefined || text === '') return new Map()
+  const unreadable = (why: string): Map<string, Pause> => new Map([['cluster', { reason: `the pause annotation is unreadable (${why}); fix or remove it`, by: 'unknown', at: '' }]])
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return unreadable('not JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return unreadable('not a JSON object')
+  const pauses = new Map<string, Pause>()
+  for (const [key, raw] of Object.entries(value)) {
+    const entry = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<Record<keyof Pause, unknown>>
+    const until = typeof entry.until === 'string' && Number.isFinite(Date.parse(entry.until)) ? entry.until : undefined
+    const pause: Pause = {
+      reason: typeof entry.reason === 'string' && entry.reason !== '' ? entry.reason : 'no reason given',
+      by: typeof entry.by === 'string' && entry.by !== '' ? entry.by : 'unknown',
+      at: typeof entry.at === 'string' ? entry.at : '',
+      ...(until === undefined ? {} : { until })
+    }
+    if (key === 'cluster' || (key.startsWith('pool/') && key.length > 'pool/'.length)) pauses.set(key, pause)
+    else pauses.set('cluster', { ...pause, reason: `${pause.reason} (under the key "${key}", which names no scope: use "cluster" or "pool/NAME")` })
+  }
+  return pauses
+}
+
 export function decodeFleetState (annotations: Readonly<Record<string, string>>, version: string, prefix: string): FleetState {
   const keys = fleetStateKeys(prefix)
   return {
     version,
     departed: readSection<DepartedEntry>(annotations[keys.departed]),
     breakers: readSection<BreakerMemory>(annotations[keys.breakers]),
-    doubts: readSection<Doubt>(annotations[keys.doubts])
+    doubts: readSection<Doubt>(annotations[keys.doubts]),
+    pauses: decodePauses(annotations[keys.pauses])
   }
 }
 

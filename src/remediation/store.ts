@@ -1,6 +1,6 @@
 import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
-import { ClusterError, isClusterError, type Cluster, type NodeEvent, type NodePatch } from '../cluster.ts'
+import { ClusterError, isClusterError, type Cluster, type ControllerState, type NodeEvent, type NodePatch } from '../cluster.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
 import { parseQuantity } from '../quantity.ts'
@@ -110,7 +110,13 @@ export function createNodeStore (deps: StoreDeps) {
   }
 
   function patchOf (change: Change): NodePatch {
-    const patch: NodePatch = { annotations: { [stateKey]: encodeRecord(change.record), [phaseKey]: change.record.phase } }
+    // The phase also as a label, for `kubectl get nodes -L …/phase` and `-l …/phase=draining`;
+    // gone once the node is back to normal.
+    const settled = change.record.phase === 'healthy' || change.record.phase === 'cancelled'
+    const patch: NodePatch = {
+      annotations: { [stateKey]: encodeRecord(change.record), [phaseKey]: change.record.phase },
+      labels: { [phaseKey]: settled ? null : change.record.phase }
+    }
     if (change.unschedulable !== undefined) patch.unschedulable = change.unschedulable
     return patch
   }
@@ -189,6 +195,11 @@ export function createFleetStateStore (deps: { cluster: Cluster, annotationPrefi
   return {
     get current () { return current },
     refresh: read,
+    /** A version of the state object read elsewhere (the elector reads the Lease anyway). */
+    observe (stored: ControllerState): FleetState {
+      current = decodeFleetState(stored.annotations, stored.version, prefix)
+      return current
+    },
     /**
      * Applies `change` to the stored state and writes what differs; a concurrent writer makes it
      * run again on a fresh read. Returns the state afterwards.

@@ -9,7 +9,7 @@ import { drainNode } from './drain.ts'
 import { classifyPods } from './start-checks.ts'
 import type { NodeRecord } from './record.ts'
 import type { NodeView } from './snapshot.ts'
-import { FencedError, type NodeStore } from './store.ts'
+import { FencedError, nodeRef, type NodeStore } from './store.ts'
 import { beginDrain, drainSucceeded, failRemediation, providerDone, type Change } from './transitions.ts'
 
 export type WorkerDeps = {
@@ -25,6 +25,8 @@ export type WorkerDeps = {
   fence: () => boolean
   /** Every write's result goes back into the engine's picture of the fleet at once. */
   observed: (view: NodeView, node: V1Node) => void
+  /** Why no provider call may start now (an operator's pause), read fresh; undefined: go ahead. */
+  heldBack: (view: NodeView) => Promise<string | undefined>
 }
 
 const sameRemediation = (view: NodeView, record: NodeRecord, phase: NodeRecord['phase']) =>
@@ -81,6 +83,14 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
       })
     } else if (record.phase === 'remediating') {
       const action = record.action === 'quarantine' || record.action === undefined ? 'none' : record.action
+      // The drain was the last safe point: a pause set since holds the machine here, drained and
+      // cordoned, until it is lifted (the engine resumes the node then).
+      const held = await deps.heldBack(current.view)
+      if (held !== undefined) {
+        deps.log.info({ node: name, remediationId: record.remediationId }, `provider ${action} of ${name} held: ${held}`)
+        await deps.cluster.recordEvent(nodeRef(current.node), { type: 'Normal', reason: 'RemediationHeld', action: 'hold', note: `drained; the ${action} waits until the pause ends (${held})` }).catch(err => deps.log.warn({ err, node: name }, 'could not record event'))
+        return
+      }
       let outcome: ProviderResult | { error: string }
       if (!deps.fence()) throw new FencedError(`provider ${action} of ${name}`)
       try {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { V1Node, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node'
-import { ClusterError, type Cluster, type ControllerState, type EvictionResult, type NodeEvent, type NodePatch, type ObjectRef } from '../cluster.ts'
+import { ClusterError, mergeStrings, type Cluster, type ControllerState, type EvictionResult, type NodeEvent, type NodePatch, type ObjectRef } from '../cluster.ts'
 import { simNodeInfo } from './topology.ts'
 
 /**
@@ -189,12 +189,8 @@ export function createSimCluster (options: SimOptions): SimCluster {
       }
       mutations.push(`patch node ${name}`)
       const node = structuredClone(current)
-      const annotations = { ...node.metadata!.annotations }
-      for (const [k, v] of Object.entries(patch.annotations ?? {})) {
-        if (v === null) delete annotations[k]
-        else annotations[k] = v
-      }
-      node.metadata!.annotations = annotations
+      node.metadata!.annotations = mergeStrings(node.metadata!.annotations, patch.annotations)
+      if (patch.labels !== undefined) node.metadata!.labels = mergeStrings(node.metadata!.labels, patch.labels)
       if (patch.unschedulable !== undefined) node.spec = { ...node.spec, unschedulable: patch.unschedulable }
       return store(node)
     },
@@ -275,11 +271,7 @@ export function createSimCluster (options: SimOptions): SimCluster {
       ensureReachable()
       if (version !== controllerState.version) throw new ClusterError('conflict', `controller state was modified (version ${controllerState.version || 'none'}, expected ${version || 'none'})`)
       mutations.push('write controller state')
-      const annotations: Record<string, string> = { ...controllerState.annotations }
-      for (const [k, v] of Object.entries(patch)) {
-        if (v === null) delete annotations[k]
-        else annotations[k] = v
-      }
+      const annotations = mergeStrings(controllerState.annotations, patch)
       controllerState = Object.freeze({ annotations: Object.freeze(annotations), version: String(++resourceVersion) })
       return controllerState
     },

@@ -1,77 +1,24 @@
 // What `self-healing-controller status` reads: the answers of GET /v1/nodes, /v1/budget and
 // /v1/pause (the shapes the HTTP API serves), and the client that fetches them.
+import type { Static } from 'typebox'
+import type { BudgetBody, NodeStatusBody, PauseStatusBody } from '../http/schemas.ts'
 
-/** GET /v1/nodes → { nodes: NodeStatus[] } */
-export interface NodeStatus {
-  name: string
-  pool: string
-  zone: string
-  unschedulable: boolean
-  /** pending, cordoned, draining, remediating, rebooting, replacing, verifying, cooldown, healthy, failed, quarantined, cancelled */
-  phase: string
-  /** ISO time the node entered its phase; null when never tracked. */
-  since: string | null
-  reason: string
-  alert: { alertname: string, status: string, [field: string]: unknown } | null
-  /** Why a pending node does not start: the rule holding it (budget, window, paused, …) and its reason. */
-  deferred: { rule: string, reason: string, scope?: string } | null
-  outOfService: { cause: string, by: 'us' | 'others' } | null
-  cooldownUntil: string | null
-  drainDeadline: string | null
-  outcome: string | null
-}
+// The types come from the HTTP API's own schemas (the single source), narrowed to what the
+// table reads: a field the API drops or renames is a type error here.
 
+/** One node of GET /v1/nodes. */
+export type NodeStatus = Pick<Static<typeof NodeStatusBody>, 'name' | 'pool' | 'zone' | 'unschedulable' | 'phase' | 'since' | 'reason' | 'alert' | 'deferred' | 'outOfService' | 'cooldownUntil' | 'drainDeadline' | 'outcome'>
 export interface NodesAnswer { nodes: NodeStatus[] }
 
-export interface OutOfServiceCount {
-  ours: number
-  others: number
-  /** Out-of-service nodes by cause, ours and others'. */
-  causes: Record<string, number>
-}
-
-export interface ZoneBudget { zone: string, size: number, budget: number, outOfService: OutOfServiceCount }
-
-export interface PoolBudget {
-  pool: string
-  size: number
-  /** How many of the pool's nodes may be out of service at once. */
-  budget: number
-  outOfService: OutOfServiceCount
-  breaker: { open: boolean, since?: string }
-  zones: ZoneBudget[]
-}
-
 /** GET /v1/budget */
-export interface BudgetAnswer {
-  maxConcurrentDrains: number
-  /** Nodes out of service through us, cluster-wide. */
-  ours: number
-  pools: PoolBudget[]
-}
-
-export interface Pause {
-  scope: 'cluster' | 'pool'
-  /** Set when scope is pool. */
-  pool?: string
-  reason: string
-  by: string
-  /** ISO time the pause was set. */
-  at: string
-  /** ISO time the pause ends by itself; absent: until lifted. */
-  until?: string
-}
-
-export interface WindowsState {
-  /** Normalised REMEDIATION_WINDOWS; "" = always open. */
-  spec: string
-  open: boolean
-  /** ISO time of the next opening; null when open now. */
-  nextOpening: string | null
-}
+export type BudgetAnswer = Pick<Static<typeof BudgetBody>, 'maxConcurrentDrains' | 'ours' | 'pools'>
+export type PoolBudget = BudgetAnswer['pools'][number]
+export type OutOfServiceCount = PoolBudget['outOfService']
 
 /** GET /v1/pause */
-export interface PauseAnswer { pauses: Pause[], windows: WindowsState }
+export type PauseAnswer = Static<typeof PauseStatusBody>
+export type Pause = PauseAnswer['pauses'][number]
+export type WindowsState = PauseAnswer['windows']
 
 /** The three answers together: what `status --json` prints. */
 export interface StatusReport {

@@ -45,9 +45,9 @@ t.test('every option of src/config.ts is a value, a token Secret or set by the c
     t.same(values[token.name], { existingSecret: '', key: 'token' }, `${token.name}: a Secret reference, no token value`)
     t.ok(schema.properties[token.name], `${token.name} in the schema`)
   }
-  t.same(tokens.map(tk => tk.name).sort(), ['faults', 'webhook'])
+  t.same(tokens.map(tk => tk.name).sort(), ['admin', 'faults', 'webhook'])
   // Tokens are never plain values.
-  for (const key of ['webhookToken', 'faultsToken', 'webhookTokenFile', 'faultsTokenFile']) {
+  for (const key of ['webhookToken', 'faultsToken', 'adminToken', 'webhookTokenFile', 'faultsTokenFile', 'adminTokenFile']) {
     t.notOk(config.some(o => o.key === key), `${key} is not a config value`)
   }
 })

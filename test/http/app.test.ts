@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { alert } from '../support/core.ts'
-import { buildTestApp, faultsToken, fixtureUrl, webhookToken } from '../support/app.ts'
+import { adminToken, buildTestApp, faultsToken, fixtureUrl, webhookToken } from '../support/app.ts'
 import { until } from '../support/sim.ts'
 
 const firing = JSON.parse(readFileSync(fixtureUrl('firing-single.json'), 'utf8'))
@@ -234,4 +234,43 @@ t.test('faults end: by their ttl, or by DELETE /v1/faults/{node}; GET /v1/faults
   t.same((await app.inject({ method: 'GET', url: '/v1/faults', headers: bearer(faultsToken) })).json().faults, [])
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/faults/worker-6', headers: bearer(faultsToken) })).statusCode, 404, 'nothing left to end')
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/faults/worker-6', headers: bearer(webhookToken) })).statusCode, 401, 'the faults token only')
+})
+
+t.test('pause: its own credential, a reason required, an expiry in the future; GET shows it, DELETE lifts it', async t => {
+  const { app, sim, close } = await buildTestApp({ REMEDIATION_WINDOWS: 'Mon-Sun 00:00-24:00 UTC' })
+  t.teardown(close)
+  const put = (url: string, payload: object, token = adminToken) => app.inject({ method: 'PUT', url, headers: bearer(token), payload })
+  for (const token of [webhookToken, faultsToken, 'wrong']) {
+    t.equal((await put('/v1/pause/cluster', { reason: 'freeze' }, token)).statusCode, 401, 'neither the webhook nor the faults token pauses')
+    t.equal((await app.inject({ method: 'DELETE', url: '/v1/pause/cluster', headers: bearer(token) })).statusCode, 401, 'nor lifts one')
+  }
+  const bad: Array<[string, object, RegExp]> = [
+    ['/v1/pause/cluster', {}, /body must have required property 'reason'/],
+    ['/v1/pause/cluster', { reason: '' }, /body\/reason must NOT have fewer than 1 characters/],
+    ['/v1/pause/cluster', { reason: 'x', until: 'tomorrow' }, /body\/until must match format "date-time"/],
+    ['/v1/pause/cluster', { reason: 'x', until: '2020-01-01T00:00:00Z' }, /body\/until must be in the future/],
+    ['/v1/pause/cluster', { reason: 'x', for: '1h' }, /body\/for is not a known field/],
+    ['/v1/pause/cluster', { reason: 7 }, /body\/reason must be string/]
+  ]
+  for (const [url, payload, message] of bad) {
+    const res = await put(url, payload)
+    t.equal(res.statusCode, 400, JSON.stringify(payload))
+    t.match(res.json().message, message)
+  }
+  t.same((await sim.readControllerState()).annotations, {}, 'nothing was written for a bad request')
+  const until = new Date(Date.now() + 3_600_000).toISOString()
+  const set = await put('/v1/pause/pool/data', { reason: 'db migration', by: 'bob', until })
+  t.equal(set.statusCode, 200)
+  t.match(set.json(), { pauses: [{ scope: 'pool', pool: 'data', reason: 'db migration', by: 'bob', until }], windows: { spec: 'Mon-Sun 00:00-24:00 UTC', open: true, nextOpening: null } })
+  t.equal((await put('/v1/pause/cluster', { reason: 'freeze' })).json().pauses.length, 2)
+  const read = await app.inject({ method: 'GET', url: '/v1/pause', headers: bearer(webhookToken) })
+  t.equal(read.statusCode, 200, 'any credential reads')
+  t.match(read.json().pauses, [{ scope: 'cluster', reason: 'freeze', by: 'admin API' }, { scope: 'pool', pool: 'data' }])
+  t.match((await sim.readControllerState()).annotations['self-healing-controller.io/pauses'], /"pool\/data":\{"reason":"db migration","by":"bob"/, 'persisted on the Lease')
+  const decisions = (await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: firing })).json().decisions
+  t.match(decisions, [{ action: 'deferred', rule: 'paused' }])
+  t.equal((await app.inject({ method: 'DELETE', url: '/v1/pause/cluster', headers: bearer(adminToken) })).json().pauses.length, 1)
+  t.same((await app.inject({ method: 'DELETE', url: '/v1/pause/pool/data', headers: bearer(adminToken) })).json().pauses, [])
+  t.equal((await sim.readControllerState()).annotations['self-healing-controller.io/pauses'], undefined, 'the annotation is gone')
+  t.equal((await app.inject({ method: 'DELETE', url: '/v1/pause/pool/data', headers: bearer(adminToken) })).statusCode, 200, 'lifting what is not paused is a no-op')
 })

@@ -497,3 +497,78 @@ t.test('a truncated notification holds its pools until Alertmanager\'s complete 
   t.equal(other[0]!.action, 'remediate', 'other pools are not in doubt')
   await until('the sync made the picture complete and worker-1 started', async () => (await phaseOf(sim, 'worker-1')) !== 'pending', 5000)
 })
+
+t.test('a pause holds new starts with who, when and why; work under way reaches its safe point; lifted, all goes on', async t => {
+  const sim = seededSim({ terminationDelayMs: 400 })
+  const { engine, simProvider } = startEngine(sim, { POOL_MAX_UNAVAILABLE: '2' })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const labelOf = async (node: string) => (await sim.getNode(node))!.metadata!.labels?.[`${prefix}/phase`]
+  await engine.intake([fresh('worker-1')], 'alertmanager', false)
+  await until('worker-1 draining', async () => await phaseOf(sim, 'worker-1') === 'draining')
+  t.equal(await labelOf('worker-1'), 'draining', 'the phase is a label kubectl can select on')
+  await engine.setPause(undefined, { reason: 'incident 4711', by: 'alice', at: iso(now()) })
+  const held = await engine.intake([fresh('worker-6')], 'alertmanager', false)
+  t.match(held, [{ node: 'worker-6', action: 'deferred', rule: 'paused', reason: /deferred: paused cluster-wide by alice at .*: incident 4711$/ }])
+  await until('worker-1 drained and held before the provider call', () => sim.events.some(e => e.node === 'worker-1' && e.event.reason === 'RemediationHeld'))
+  t.equal(await phaseOf(sim, 'worker-1'), 'remediating', 'drained, waiting at its safe point')
+  t.same(simProvider.actions, [], 'no provider call while paused')
+  t.match(sim.events.find(e => e.event.reason === 'RemediationHeld')!.event.note, /the reboot waits until the pause ends \(paused cluster-wide by alice/)
+  t.match(await engine.pauses(), { pauses: [{ scope: 'cluster', reason: 'incident 4711', by: 'alice' }], windows: { spec: '', open: true, nextOpening: null } })
+  await engine.setPause(undefined, undefined)
+  await until('both nodes remediated once lifted', async () => await phaseOf(sim, 'worker-1') === 'cooldown' && await phaseOf(sim, 'worker-6') === 'cooldown', 10_000)
+  t.same(simProvider.actions.map(a => a.node).sort(), ['worker-1', 'worker-6'])
+  t.equal(await labelOf('worker-1'), 'cooldown')
+  t.same((await engine.pauses()).pauses, [])
+})
+
+t.test('a pool pause holds only its pool; a pause with an expiry ends by itself, with an Event', async t => {
+  const sim = seededSim()
+  const { engine } = startEngine(sim, { POOL_MAX_UNAVAILABLE: '2' })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const [app, data] = ['worker-2', 'worker-7']
+  await engine.setPause('data', { reason: 'db migration', by: 'bob', at: iso(now()), until: iso(now() + 500) })
+  const decisions = await engine.intake([fresh(data), fresh(app)], 'alertmanager', false)
+  t.match(decisions.find(d => d.node === data), { rule: 'paused', reason: /deferred: paused for pool data by bob at .* until .*: db migration$/ })
+  t.not(decisions.find(d => d.node === app)!.rule, 'paused', 'another pool is not held')
+  t.match(await engine.node(data), { phase: 'pending', deferred: { rule: 'paused', scope: 'pool/data' } })
+  await until('the pause expired and the held node started', async () => await phaseOf(sim, data) === 'cooldown', 10_000)
+  t.ok(sim.events.some(e => e.event.reason === 'RemediationPauseExpired' && /pool\/data reached its expiry/.test(e.event.note)), 'an Event says the pause ended')
+  t.same((await engine.pauses()).pauses, [])
+  t.same(decodeFleetState((await sim.readControllerState()).annotations, '', prefix).pauses, new Map(), 'and it is gone from the Lease')
+})
+
+t.test('outside every maintenance window nothing starts, with the next opening; the clock injected', async t => {
+  const sim = seededSim()
+  // Tuesday 2026-12-01 19:00 UTC, moving with real time so that the engine's timers still run.
+  const offset = Date.parse('2026-12-01T19:00:00Z') - Date.now()
+  const clock = () => Date.now() + offset
+  const { engine } = startEngine(sim, { REMEDIATION_WINDOWS: 'Mon-Fri 08:00-18:00 Europe/Berlin; Sat 10:00-12:00 Europe/Berlin' }, { now: clock })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const decisions = await engine.intake([alert('worker-3', { startsAt: iso(clock() - minutes(10)) })], 'alertmanager', false)
+  t.match(decisions, [{ rule: 'window', reason: /outside the maintenance windows \(REMEDIATION_WINDOWS Mon-Fri 08:00-18:00 Europe\/Berlin; Sat 10:00-12:00 Europe\/Berlin\); next opening 2026-12-02T07:00:00.000Z/ }])
+  t.match(await engine.node('worker-3'), { phase: 'pending', deferred: { rule: 'window', detail: { nextOpening: '2026-12-02T07:00:00.000Z' } } })
+  t.match(await engine.pauses(), { windows: { open: false, nextOpening: '2026-12-02T07:00:00.000Z' } })
+})
+
+t.test('the phase label follows the phases and is gone once the node is back to normal', async t => {
+  const sim = seededSim()
+  const { engine } = startEngine(sim)
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const seen: Array<string | undefined> = []
+  sim.onNodeChange(node => {
+    if (node.metadata?.name !== 'worker-4') return
+    const label = node.metadata.labels?.[`${prefix}/phase`]
+    if (seen.at(-1) !== label) seen.push(label)
+  })
+  const a = fresh('worker-4')
+  await engine.intake([a], 'alertmanager', false)
+  await until('worker-4 cooling down', async () => await phaseOf(sim, 'worker-4') === 'cooldown')
+  t.same(seen, ['pending', 'cordoned', 'draining', 'remediating', 'rebooting', 'verifying', 'cooldown'])
+  // A pending node whose alert resolves is cancelled: the label goes.
+  const b = fresh('worker-8')
+  await engine.setPause(undefined, { reason: 'hold', by: 'test', at: iso(now()) })
+  await engine.intake([b], 'alertmanager', false)
+  await engine.intake([{ ...b, status: 'resolved', endsAt: iso(now()) }], 'alertmanager', false)
+  await until('worker-8 cancelled', async () => await phaseOf(sim, 'worker-8') === 'cancelled')
+  t.equal((await sim.getNode('worker-8'))!.metadata!.labels?.[`${prefix}/phase`], undefined)
+})

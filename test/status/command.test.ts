@@ -25,7 +25,7 @@ const nodes: NodesAnswer = {
   nodes: [
     healthy('gpu-3', 'gpu', 'c'),
     { ...healthy('app-10', 'app', 'b'), phase: 'cooldown', since: ago(20 * m), reason: 'back in service after reboot', cooldownUntil: ahead(10 * m), outcome: 'rebooted' },
-    { ...healthy('app-1', 'app', 'a'), unschedulable: true, phase: 'draining', since: ago(3 * m + 20 * s), reason: 'NodeKernelDeadlock firing', alert: { alertname: 'NodeKernelDeadlock', status: 'firing' }, outOfService: { cause: 'remediation', by: 'us' }, drainDeadline: ahead(7 * m) },
+    { ...healthy('app-1', 'app', 'a'), unschedulable: true, phase: 'draining', since: ago(3 * m + 20 * s), reason: 'NodeKernelDeadlock firing', alert: { alertname: 'NodeKernelDeadlock', fingerprint: 'f00d', startsAt: ago(9 * m), status: 'firing', action: 'reboot', source: 'alertmanager', receivedAt: ago(4 * m), lastSeen: ago(4 * m) }, outOfService: { cause: 'remediation', by: 'us' }, drainDeadline: ahead(7 * m) },
     healthy('app-2', 'app', 'a'),
     { ...healthy('app-3', 'app', 'b'), phase: 'pending', since: ago(90 * s), reason: 'NodeDiskPressure firing', deferred: { rule: 'budget', reason: 'pool app has 1 of 1 out of service', scope: 'pool app' } },
     { ...healthy('data-1', 'data', 'a'), unschedulable: true, phase: 'failed', since: ago(2 * h + 5 * m), reason: 'drain did not finish in 15m', outcome: 'drain-timeout' },

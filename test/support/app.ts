@@ -5,12 +5,13 @@ import { seededSim, startEngine } from './sim.ts'
 
 export const webhookToken = 's3cret-token'
 export const faultsToken = 'fault-token'
+export const adminToken = 'admin-token'
 
 /** The app as main.ts builds it, on a seeded simulated cluster with test settings. */
 export async function buildTestApp (settings: Record<string, string> = {}, options: { credentials?: Credentials | undefined, faultsEnabled?: boolean, bodyLimit?: number } = {}) {
   const sim = seededSim()
   const harness = startEngine(sim, settings)
-  const credentials = 'credentials' in options ? options.credentials : { webhook: webhookToken, faults: faultsToken }
+  const credentials = 'credentials' in options ? options.credentials : { webhook: webhookToken, faults: faultsToken, admin: adminToken }
   const app = await buildApp({
     engine: harness.engine,
     metrics: harness.metrics,

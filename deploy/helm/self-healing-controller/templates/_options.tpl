@@ -6,6 +6,7 @@
 - {"key":"port","env":"PORT","kind":"int","default":"8080"}
 - {"key":"insecureNoAuth","env":"INSECURE_NO_AUTH","kind":"bool","default":"false"}
 - {"key":"faultsEnabled","env":"FAULTS_ENABLED","kind":"bool","default":"false"}
+- {"key":"remediationWindows","env":"REMEDIATION_WINDOWS","kind":"string","default":""}
 - {"key":"dryRun","env":"DRY_RUN","kind":"bool","default":"false"}
 - {"key":"logLevel","env":"LOG_LEVEL","kind":"string","default":"info"}
 - {"key":"maxConcurrentDrains","env":"MAX_CONCURRENT_DRAINS","kind":"int","default":"1"}
@@ -42,6 +43,8 @@
 - {"key":"allowLocalDataLoss","env":"ALLOW_LOCAL_DATA_LOSS","kind":"bool","default":"false"}
 - {"key":"capacityCheck","env":"CAPACITY_CHECK","kind":"bool","default":"true"}
 - {"key":"prometheusUrl","env":"PROMETHEUS_URL","kind":"string"}
+- {"key":"alertmanagerUrl","env":"ALERTMANAGER_URL","kind":"string"}
+- {"key":"alertmanagerSync","env":"ALERTMANAGER_SYNC","kind":"duration","default":"1m"}
 - {"key":"provider","env":"PROVIDER","kind":"string"}
 - {"key":"providerTimeout","env":"PROVIDER_TIMEOUT","kind":"duration","default":"10m"}
 - {"key":"bodyLimit","env":"BODY_LIMIT","kind":"int","default":"5242880"}
@@ -61,4 +64,5 @@
 {{- define "self-healing-controller.tokens" -}}
 - {"name":"webhook","env":"WEBHOOK_TOKEN_FILE"}
 - {"name":"faults","env":"FAULTS_TOKEN_FILE"}
+- {"name":"admin","env":"ADMIN_TOKEN_FILE"}
 {{- end -}}
