@@ -86,7 +86,9 @@ export const options = {
   awsAllowReplaceOutsideAsg: { schema: Type.Boolean(), env: 'AWS_ALLOW_REPLACE_OUTSIDE_ASG', kind: 'bool', default: 'false', help: 'Let PROVIDER=aws terminate instances outside an Auto Scaling group (nothing replaces them).' },
   reconcileInterval: { schema: Type.Integer({ minimum: 100 }), env: 'RECONCILE_INTERVAL', kind: 'duration', default: '1m', help: 'Fallback: the longest time between two reconcile passes. Changes and due times (cooldowns, dwells, deadlines, expiries) wake the engine on time.' },
   resyncInterval: { schema: Type.Integer({ minimum: 1000 }), env: 'RESYNC_INTERVAL', kind: 'duration', default: '5m', help: 'Safety net: how often every node is re-read from the watch cache and re-examined.' },
-  writeConcurrency: { schema: Type.Integer({ minimum: 1, maximum: 100 }), env: 'WRITE_CONCURRENCY', kind: 'int', default: '16', help: 'Node writes in flight at once (a storm is absorbed in seconds without flooding the API server).' }
+  writeConcurrency: { schema: Type.Integer({ minimum: 1, maximum: 100 }), env: 'WRITE_CONCURRENCY', kind: 'int', default: '16', help: 'Node writes in flight at once (a storm is absorbed in seconds without flooding the API server).' },
+  writeQps: { schema: Type.Integer({ minimum: 1, maximum: 10000 }), env: 'WRITE_QPS', kind: 'int', default: '500', help: 'Client-side limit on API writes per second (patches, evictions, Events), as client-go\'s QPS; Lease renewals are not limited.' },
+  writeBurst: { schema: Type.Integer({ minimum: 1, maximum: 10000 }), env: 'WRITE_BURST', kind: 'int', default: '1000', help: 'Writes allowed at once above WRITE_QPS before the limit applies, as client-go\'s burst.' }
 } satisfies Record<string, Option>
 
 type Schemas = { [K in keyof typeof options]: (typeof options)[K]['schema'] }

@@ -17,6 +17,7 @@ import {
 } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
 import { ClusterError, mergeStrings, type Cluster, type ControllerState, type EvictionResult, type NodePatch, type ObjectRef } from '../cluster.ts'
+import { createRateLimiter } from '../concurrency.ts'
 import { retryAfterMsOf, statusOf, toClusterError } from './errors.ts'
 import { keptAnnotations } from './lean-node.ts'
 import { createNodeCache } from './node-cache.ts'
@@ -47,6 +48,8 @@ export type KubeClusterOptions = {
   keepAnnotation?: (key: string) => boolean
   /** The Lease whose annotations hold the controller's fleet-wide state (the leader-election Lease). */
   stateLease?: { namespace: string, name: string }
+  /** Client-side limit on writes (patches, evictions, deletions, Events, the Lease), as client-go's QPS and burst. */
+  writeLimit?: { perSecond: number, burst: number }
 }
 
 export type KubeCluster = Cluster & {
@@ -130,6 +133,13 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
       throw toClusterError(err, what)
     }
   }
+  // A storm's writes go out at a pace the API server absorbs: no flood, no push-back from API
+  // priority and fairness, and the Lease renewals (not limited) are never starved.
+  const writeLimiter = options.writeLimit === undefined ? undefined : createRateLimiter(options.writeLimit.perSecond, options.writeLimit.burst)
+  const write = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    await writeLimiter?.acquire()
+    return await call(what, fn)
+  }
 
   const cluster: KubeCluster = {
     kind: 'kubernetes',
@@ -152,7 +162,7 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
       if (patch.labels !== undefined) metadata.labels = patch.labels
       const body: Record<string, unknown> = { metadata }
       if (patch.unschedulable !== undefined) body.spec = { unschedulable: patch.unschedulable }
-      const patched = await call(`patch node ${name}`, () => core.patchNode({ name, body }, mergePatch))
+      const patched = await write(`patch node ${name}`, () => core.patchNode({ name, body }, mergePatch))
       nodes.remember(patched)
       return patched
     },
@@ -197,6 +207,7 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
     },
     async evictPod (namespace, name): Promise<EvictionResult> {
       const body = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } }
+      await writeLimiter?.acquire()
       try {
         await core.createNamespacedPodEviction({ name, namespace, body })
         return { status: 'evicted' }
@@ -215,6 +226,7 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
       }
     },
     async deletePod (namespace, name, gracePeriodSeconds) {
+      await writeLimiter?.acquire()
       try {
         await core.deleteNamespacedPod(gracePeriodSeconds === undefined ? { name, namespace } : { name, namespace, gracePeriodSeconds })
       } catch (err) {
@@ -235,7 +247,7 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
         : { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: regarding.name, namespace: regarding.namespace }
       // Unique without coordination between replicas; client-go uses NAME.HEXTIME the same way.
       const suffix = randomUUID().replaceAll('-', '').slice(0, 16)
-      await call(`record event ${event.reason} on ${regarding.kind.toLowerCase()} ${regarding.name}`, () => events.createNamespacedEvent({
+      await write(`record event ${event.reason} on ${regarding.kind.toLowerCase()} ${regarding.name}`, () => events.createNamespacedEvent({
         namespace,
         body: {
           apiVersion: 'events.k8s.io/v1',
@@ -268,8 +280,8 @@ export async function createKubeCluster (options: KubeClusterOptions): Promise<K
       // another replica) makes it fail with 409 rather than be overwritten. The Role allows only
       // get and update on this one Lease (and create, for the first replica).
       const written = lease === undefined
-        ? await call(what, () => leases.createNamespacedLease({ namespace: stateLease.namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: stateLease.name, namespace: stateLease.namespace, annotations }, spec: {} } }))
-        : await call(what, () => leases.replaceNamespacedLease({ name: stateLease.name, namespace: stateLease.namespace, body: { ...lease, metadata: { ...lease.metadata, annotations } } }))
+        ? await write(what, () => leases.createNamespacedLease({ namespace: stateLease.namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: stateLease.name, namespace: stateLease.namespace, annotations }, spec: {} } }))
+        : await write(what, () => leases.replaceNamespacedLease({ name: stateLease.name, namespace: stateLease.namespace, body: { ...lease, metadata: { ...lease.metadata, annotations } } }))
       return { annotations: written.metadata?.annotations ?? {}, version: written.metadata!.resourceVersion! }
     },
     synced: () => nodes.synced(),

@@ -26,7 +26,8 @@ export async function connectKubernetes (config: ServiceConfig, log: Logger): Pr
     reportingInstance: identity,
     log,
     keepAnnotation: keptAnnotations(config.annotationPrefix),
-    stateLease: { namespace: config.leaseNamespace, name: config.leaseName }
+    stateLease: { namespace: config.leaseNamespace, name: config.leaseName },
+    writeLimit: { perSecond: config.writeQps, burst: config.writeBurst }
   })
   return { cluster, kubeConfig, identity }
 }

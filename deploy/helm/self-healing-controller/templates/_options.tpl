@@ -58,6 +58,8 @@
 - {"key":"reconcileInterval","env":"RECONCILE_INTERVAL","kind":"duration","default":"1m"}
 - {"key":"resyncInterval","env":"RESYNC_INTERVAL","kind":"duration","default":"5m"}
 - {"key":"writeConcurrency","env":"WRITE_CONCURRENCY","kind":"int","default":"16"}
+- {"key":"writeQps","env":"WRITE_QPS","kind":"int","default":"500"}
+- {"key":"writeBurst","env":"WRITE_BURST","kind":"int","default":"1000"}
 {{- end -}}
 
 {{- /* The tokens read from Secrets: the values key (.Values.<name>) and the *_TOKEN_FILE variable. */ -}}
