@@ -22,7 +22,7 @@ import { decide, groupByNode, applyNodeAlerts, reconcileWithAlertmanager, triage
 import type { NodeRecord, Phase } from './record.ts'
 import { dueAt, nextToStart, planNode, progressDeparted, type Gates, type Start, type Step } from './schedule.ts'
 import type { NodeView } from './snapshot.ts'
-import { createFleetStateStore, createNodeStore, FencedError, sameView } from './store.ts'
+import { createFleetStateStore, createNodeStore, FencedError, sameView, type EventBatch } from './store.ts'
 import {
   cancelPending, deferPending, endCooldown, failRemediation, fixProven, notFixed, operatorUncordoned,
   interruptDwell, resumeDwell, returnToService, startRemediation, takenOverWhileVerifying, uncordonedByOperator, type Change
@@ -277,8 +277,8 @@ export function createEngine (deps: EngineDeps) {
   const controllerRef = () => ({ kind: 'Lease' as const, name: 'self-healing-controller', namespace: 'self-healing-controller' })
 
   /** Persists one node's change (fenced for leader steps) and feeds the result back into the fleet. */
-  async function persist (name: string, decideChange: (view: NodeView) => Change | undefined, fenced = true): Promise<NodeView | undefined> {
-    const result = await store.persist(name, objects.get(name), decideChange, fenced ? leading : undefined)
+  async function persist (name: string, decideChange: (view: NodeView) => Change | undefined, fenced = true, batch?: EventBatch): Promise<NodeView | undefined> {
+    const result = await store.persist(name, objects.get(name), decideChange, fenced ? leading : undefined, batch)
     if (result === undefined) return undefined
     observe(result.node, false, result.view)
     return result.view
@@ -362,17 +362,22 @@ export function createEngine (deps: EngineDeps) {
   async function persistNotification (alerts: readonly NodeAlert[], preview: { outcomes: AlertOutcome[], changes: ReadonlyMap<string, Change> }, at: number): Promise<AlertOutcome[]> {
     const outcomes = [...preview.outcomes]
     const groups = groupByNode(alerts)
-    await forEachLimited(preview.changes.keys(), config.writeConcurrency, async name => {
-      const indexes = groups.get(name)!
-      const own = indexes.map(i => alerts[i]!)
-      const keep = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
-      const applied = await persist(name, view => {
-        const result = applyNodeAlerts(view, own, at, policy)
-        keep(result)
-        return result.change
-      }, false)
-      if (applied === undefined) keep(applyNodeAlerts(undefined, own, at, policy))
-    })
+    const batch: EventBatch = []
+    try {
+      await forEachLimited(preview.changes.keys(), config.writeConcurrency, async name => {
+        const indexes = groups.get(name)!
+        const own = indexes.map(i => alerts[i]!)
+        const keep = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
+        const applied = await persist(name, view => {
+          const result = applyNodeAlerts(view, own, at, policy)
+          keep(result)
+          return result.change
+        }, false, batch)
+        if (applied === undefined) keep(applyNodeAlerts(undefined, own, at, policy))
+      })
+    } finally {
+      await store.recordBatch(batch, controllerRef())
+    }
     return outcomes
   }
 
@@ -635,10 +640,15 @@ export function createEngine (deps: EngineDeps) {
       schedule = nextToStart(fleet, at, policy, gates)
     }
     const defers = [...schedule.blocked].filter(([name, block]) => deferPending(fleet.get(name)!.record!, persisted(block)) !== undefined)
-    await forEachLimited(defers, config.writeConcurrency, async ([name, block]) => {
-      const expected = fleet.get(name)!
-      await persist(name, view => samePending(view, expected) ? deferPending(view.record!, persisted(block)) : undefined)
-    })
+    const batch: EventBatch = []
+    try {
+      await forEachLimited(defers, config.writeConcurrency, async ([name, block]) => {
+        const expected = fleet.get(name)!
+        await persist(name, view => samePending(view, expected) ? deferPending(view.record!, persisted(block)) : undefined, true, batch)
+      })
+    } finally {
+      await store.recordBatch(batch, controllerRef())
+    }
     for (const next of schedule.start) {
       if (!leading()) return undefined
       await start(next)

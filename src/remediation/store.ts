@@ -1,6 +1,7 @@
 import type { V1Node } from '@kubernetes/client-node'
 import type { Logger } from 'pino'
-import { ClusterError, isClusterError, type Cluster, type ControllerState, type NodeEvent, type NodePatch } from '../cluster.ts'
+import { ClusterError, isClusterError, type Cluster, type ControllerState, type NodeEvent, type NodePatch, type ObjectRef } from '../cluster.ts'
+import { forEachLimited } from '../concurrency.ts'
 import type { Metrics } from '../metrics.ts'
 import type { PolicyConfig } from '../policy/config.ts'
 import { parseQuantity } from '../quantity.ts'
@@ -121,7 +122,7 @@ export function createNodeStore (deps: StoreDeps) {
     return patch
   }
 
-  async function announce (node: V1Node, before: NodeRecord | undefined, after: NodeRecord) {
+  async function announce (node: V1Node, view: NodeView, before: NodeRecord | undefined, after: NodeRecord, batch?: EventBatch) {
     const name = node.metadata!.name!
     let event: NodeEvent | undefined
     if (before?.phase !== after.phase) {
@@ -135,9 +136,15 @@ export function createNodeStore (deps: StoreDeps) {
       event = { type: 'Normal', reason: 'RemediationDeferred', action: 'defer', note: after.deferred.reason }
     }
     if (event === undefined) return
-    // An Event is an explanation, not state: failing to write one must not stop the remediation.
-    await cluster.recordEvent(nodeRef(node), { ...event, note: event.note.slice(0, 1000) }).catch(err => log.warn({ err, node: name }, 'could not record event'))
+    if (batch !== undefined) {
+      batch.push({ node, pool: view.pool, rule: after.deferred?.rule, event })
+      return
+    }
+    await record(nodeRef(node), event)
   }
+  // An Event is an explanation, not state: failing to write one must not stop the remediation.
+  const record = (regarding: ObjectRef, event: NodeEvent) =>
+    cluster.recordEvent(regarding, { ...event, note: event.note.slice(0, 1000) }).catch(err => log.warn({ err, regarding: regarding.name }, 'could not record event'))
 
   return {
     toView,
@@ -154,7 +161,7 @@ export function createNodeStore (deps: StoreDeps) {
      * resourceVersion; a conflicting writer makes `decide` run again on a fresh read. `fence`, when
      * given, is asked right before every write: a replica that may no longer act writes nothing.
      */
-    async persist (name: string, cached: V1Node | undefined, decide: (view: NodeView) => Change | undefined, fence?: () => boolean): Promise<{ node: V1Node, view: NodeView } | undefined> {
+    async persist (name: string, cached: V1Node | undefined, decide: (view: NodeView) => Change | undefined, fence?: () => boolean, batch?: EventBatch): Promise<{ node: V1Node, view: NodeView } | undefined> {
       let node = cached ?? await cluster.getNode(name)
       for (let attempt = 1; attempt <= 5; attempt++) {
         if (node === undefined) return undefined
@@ -164,8 +171,9 @@ export function createNodeStore (deps: StoreDeps) {
         if (fence !== undefined && !fence()) throw new FencedError(`node ${name}`)
         try {
           const patched = await cluster.patchNode(name, patchOf(change), node.metadata!.resourceVersion)
-          await announce(patched, view.record, change.record)
-          return { node: patched, view: toView(patched) }
+          const after = toView(patched)
+          await announce(patched, after, view.record, change.record, batch)
+          return { node: patched, view: after }
         } catch (err) {
           if (isClusterError(err, 'not-found')) return undefined
           if (!isClusterError(err, 'conflict')) throw err
@@ -174,9 +182,44 @@ export function createNodeStore (deps: StoreDeps) {
         }
       }
       throw new ClusterError('conflict', `node ${name}: gave up after 5 conflicting writes`)
+    },
+
+    /**
+     * Records a batch's Events. A storm makes thousands alike (same reason, rule and pool): more
+     * than `eventsPerGroup` of them become one Event on `fleetRef` that counts and names them, so
+     * the API server gets a handful of Events, not one per node; the nodes' own records and
+     * `GET /v1/nodes` still say it for each.
+     */
+    async recordBatch (batch: EventBatch, fleetRef: ObjectRef): Promise<void> {
+      const groups = new Map<string, EventBatch>()
+      for (const entry of batch) {
+        const key = `${entry.event.reason}\0${entry.rule ?? ''}\0${entry.pool}`
+        const group = groups.get(key)
+        if (group === undefined) groups.set(key, [entry])
+        else group.push(entry)
+      }
+      await forEachLimited(groups.values(), 4, async group => {
+        if (group.length <= eventsPerGroup) {
+          for (const entry of group) await record(nodeRef(entry.node), entry.event)
+          return
+        }
+        const [first] = group
+        const names = group.map(entry => entry.node.metadata!.name!).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+        const rule = first!.rule === undefined ? '' : ` (rule ${first!.rule})`
+        await record(fleetRef, {
+          ...first!.event,
+          note: `${group.length} nodes of pool ${first!.pool}: ${first!.event.reason}${rule}: ${names.slice(0, 5).join(', ')} and ${group.length - 5} more; ${first!.node.metadata!.name}: ${first!.event.note}`
+        })
+      })
     }
   }
 }
+
+/** Above this many alike Events in one batch, one Event on the controller's Lease says it for all. */
+export const eventsPerGroup = 10
+
+/** Events of one batch of writes (a notification, a pass), recorded together by `recordBatch`. */
+export type EventBatch = Array<{ node: V1Node, pool: string, rule: string | undefined, event: NodeEvent }>
 
 export const nodeRef = (node: V1Node) => ({ kind: 'Node' as const, name: node.metadata!.name!, ...(node.metadata?.uid === undefined ? {} : { uid: node.metadata.uid }) })
 

@@ -572,3 +572,26 @@ t.test('the phase label follows the phases and is gone once the node is back to 
   await until('worker-8 cancelled', async () => await phaseOf(sim, 'worker-8') === 'cancelled')
   t.equal((await sim.getNode('worker-8'))!.metadata!.labels?.[`${prefix}/phase`], undefined)
 })
+
+t.test('a storm gets a handful of Events, not one per node: alike ones are counted on the Lease; a few stay on their nodes', async t => {
+  const sim = seededSim()
+  const big = Array.from({ length: 30 }, (_, i) => `big-${i + 1}`)
+  for (const [i, name] of big.entries()) {
+    sim.addNode({ metadata: { name, uid: `uid-${name}`, labels: { pool: 'big', 'topology.kubernetes.io/zone': i % 2 === 0 ? 'zone-a' : 'zone-b' }, annotations: {} }, spec: {}, status: { conditions: [{ type: 'Ready', status: 'True' }], allocatable: { cpu: '8', memory: '32Gi', pods: '110' } } })
+  }
+  const { engine } = startEngine(sim)
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const decisions = await engine.intake([...big.map(name => fresh(name)), fresh('worker-1'), fresh('worker-2')], 'alertmanager', false)
+  t.ok(decisions.filter(d => d.node!.startsWith('big-')).every(d => d.rule === 'circuit-breaker'), 'the storm is held')
+  await engine.idle()
+  const onBig = sim.events.filter(e => e.node.startsWith('big-'))
+  t.same(onBig, [], 'no Event per node of the storm')
+  const counted = sim.events.filter(e => e.node === 'self-healing-controller')
+  t.match(counted.map(e => e.event), [
+    { reason: 'RemediationPending', note: /^30 nodes of pool big: RemediationPending: big-1, big-2, big-3, big-4, big-5 and 25 more; big-\d+: alert NodeDiskIOPSSaturated firing since / },
+    { reason: 'RemediationDeferred', note: /^30 nodes of pool big: RemediationDeferred \(rule circuit-breaker\): big-1, big-2, big-3, big-4, big-5 and 25 more; big-\d+: circuit breaker open for pool=big/ }
+  ], `one Event for the pool per step (${counted.map(e => e.event.note)})`)
+  t.equal(counted.length, 2)
+  t.ok(sim.events.some(e => e.node === 'worker-1' && e.event.reason === 'RemediationPending'), 'a small group keeps its Events on its nodes')
+  t.equal((await stateOf(sim, 'big-17')).deferred.rule, 'circuit-breaker', 'each node\'s record still says why')
+})
