@@ -16,6 +16,8 @@ import { startSimulation } from './sim/index.ts'
 
 /** Composition root: configuration → cluster and provider → engine → HTTP. Nothing else lives here. */
 
+const shutdownDeadlineMs = 4_500
+
 type Connected = { cluster: Cluster, provider: Provider, elector?: (engine: Engine) => Elector, close: () => void }
 
 async function connect (config: ServiceConfig, log: Logger): Promise<Connected> {
@@ -117,10 +119,18 @@ export async function main (argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     if (stopping) return
     stopping = true
     log.info({ signal }, 'stopping: no new work; in-flight remediations resume from their persisted state on the next start')
-    await app.close()
-    await elector?.stop()
-    await engine.stop()
+    // Well within terminationGracePeriodSeconds: every step was persisted before it was acted on,
+    // so cutting a slow API call short loses nothing.
+    const deadline = setTimeout(() => {
+      log.warn({ afterMs: shutdownDeadlineMs }, 'shutdown did not finish in time; exiting anyway (nothing is half-written)')
+      process.exit(0)
+    }, shutdownDeadlineMs)
+    deadline.unref()
+    // All at once: the engine stops acting (a notification under way answers 503 and is
+    // redelivered), the elector hands the Lease back, the server finishes its answers.
+    await Promise.all([engine.stop(), elector?.stop(), app.close()])
     close()
+    clearTimeout(deadline)
   }
   process.once('SIGTERM', () => { void stop('SIGTERM') })
   process.once('SIGINT', () => { void stop('SIGINT') })

@@ -4,7 +4,7 @@ import type { AlertmanagerSource, AlertmanagerView } from '../alerts/alertmanage
 import type { FiringCheck } from '../alerts/prometheus.ts'
 import { toNodeAlert, type NodeAlert } from '../alerts/node-alert.ts'
 import type { WebhookAlert } from '../alerts/webhook.ts'
-import type { Cluster, ControllerState } from '../cluster.ts'
+import { ClusterError, type Cluster, type ControllerState } from '../cluster.ts'
 import { forEachLimited } from '../concurrency.ts'
 import type { FleetReading, Metrics } from '../metrics.ts'
 import { allowedUnavailable, holdsSlot, outOfServiceCause, scopeKeys, type ScopeUsage } from '../policy/budget.ts'
@@ -325,6 +325,7 @@ export function createEngine (deps: EngineDeps) {
   type Notification = { truncatedAlerts?: number, groupKey?: string }
 
   async function intake (webhookAlerts: readonly WebhookAlert[], source: NodeAlert['source'], dryRun: boolean, notification: Notification = {}): Promise<Decision[]> {
+    if (stopped) throw new ClusterError('unavailable', 'shutting down')
     await ensureLoaded()
     const at = now()
     for (const alert of webhookAlerts) metrics.alertsReceived.inc({ source, status: alert.status })
@@ -368,6 +369,8 @@ export function createEngine (deps: EngineDeps) {
         const indexes = groups.get(name)!
         const own = indexes.map(i => alerts[i]!)
         const keep = (result: { outcomes: AlertOutcome[] }) => indexes.forEach((alertIndex, j) => { outcomes[alertIndex] = result.outcomes[j]! })
+        // Shutting down: what is written stays written; the rest Alertmanager redelivers (a 503).
+        if (stopped) throw new ClusterError('unavailable', 'shutting down')
         const applied = await persist(name, view => {
           const result = applyNodeAlerts(view, own, at, policy)
           keep(result)

@@ -595,3 +595,21 @@ t.test('a storm gets a handful of Events, not one per node: alike ones are count
   t.ok(sim.events.some(e => e.node === 'worker-1' && e.event.reason === 'RemediationPending'), 'a small group keeps its Events on its nodes')
   t.equal((await stateOf(sim, 'big-17')).deferred.rule, 'circuit-breaker', 'each node\'s record still says why')
 })
+
+t.test('stopping: a notification under way stops writing and fails as unavailable (Alertmanager redelivers); what was written stays', async t => {
+  const sim = seededSim()
+  // Slow writes, as in a storm on a busy API server, so that the stop comes part way.
+  const patchNode = sim.patchNode.bind(sim)
+  sim.patchNode = async (...args) => { await new Promise(resolve => setTimeout(resolve, 30)); return await patchNode(...args) }
+  const { engine } = startEngine(sim, { WRITE_CONCURRENCY: '1' })
+  t.teardown(() => sim.close())
+  const storm = Array.from({ length: 10 }, (_, i) => fresh(`worker-${i + 1}`))
+  const answer = engine.intake(storm, 'alertmanager', false)
+  await until('the first node written', async () => await phaseOf(sim, 'worker-1') === 'pending')
+  await engine.stop()
+  await t.rejects(answer, { kind: 'unavailable', message: /shutting down/ })
+  const written = (await Promise.all(storm.map(a => phaseOf(sim, a.labels.node!)))).filter(p => p !== undefined)
+  t.ok(written.length >= 1 && written.length < 10, `stopped part way (${written.length} of 10 written)`)
+  t.ok(written.every(p => p === 'pending'), 'each written node is a whole record')
+  await t.rejects(engine.intake([fresh('worker-1')], 'alertmanager', false), { kind: 'unavailable', message: /shutting down/ }, 'a stopped engine takes no new notification')
+})
