@@ -257,6 +257,7 @@ export function engineConfigOf (config: Config): EngineConfig {
   return {
     policy: policyOf(config),
     annotationPrefix: config.annotationPrefix,
+    lease: { namespace: config.leaseNamespace, name: config.leaseName },
     reconcileIntervalMs: config.reconcileInterval,
     resyncIntervalMs: config.resyncInterval,
     writeConcurrency: config.writeConcurrency,

@@ -33,6 +33,8 @@ import { remediateNode, type WorkerDeps } from './worker.ts'
 export type EngineConfig = {
   policy: PolicyConfig
   annotationPrefix: string
+  /** The controller's own Lease: fleet-wide Events are about it. */
+  lease: { namespace: string, name: string }
   /** Fallback: the longest time between two passes when no change or timer wakes the engine. */
   reconcileIntervalMs: number
   /** Safety net: how often every node is re-read from the cache and re-examined. */
@@ -274,7 +276,7 @@ export function createEngine (deps: EngineDeps) {
     scheduleDirty = true
     void kick()
   }
-  const controllerRef = () => ({ kind: 'Lease' as const, name: 'self-healing-controller', namespace: 'self-healing-controller' })
+  const controllerRef = () => ({ kind: 'Lease' as const, ...config.lease })
 
   /** Persists one node's change (fenced for leader steps) and feeds the result back into the fleet. */
   async function persist (name: string, decideChange: (view: NodeView) => Change | undefined, fenced = true, batch?: EventBatch): Promise<NodeView | undefined> {
