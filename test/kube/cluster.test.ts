@@ -19,6 +19,7 @@ import {
 import { isClusterError } from '../../src/cluster.ts'
 import { createKubeCluster, type KubeClusterOptions } from '../../src/kube/cluster.ts'
 import { keptAnnotations } from '../../src/kube/lean-node.ts'
+import { forEachLimited } from '../../src/concurrency.ts'
 import { deadlineSignal } from '../../src/timers.ts'
 import { clusterContract, eventually, type ContractPod } from '../support/cluster-contract.ts'
 import { binariesForTest, startControlPlane, waitFor } from '../support/controlplane.ts'
@@ -187,7 +188,7 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
     t.ok(lists.length > 0 && lists.every(e => e.requestURI.includes('limit=500')), `listed with limit=500 (${lists.map(e => e.requestURI).join(', ')})`)
   })
 
-  await t.test('waitForPodGone holds one watch (no polling) and ends it on abort', async t => {
+  await t.test('waitForPodGone holds one watch of the node (no polling) and ends it after its last waiter', async t => {
     const cluster = await createKubeCluster(optionsFor(kc))
     t.teardown(() => cluster.close())
     const name = 'audit-held'
@@ -204,18 +205,40 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
     controller.abort(new Error('enough'))
     t.equal((await waiting as Error).message, 'enough')
 
-    const about = () => cp.readAuditEvents().slice(mark).filter(e => e.objectRef?.resource === 'pods' && e.objectRef?.subresource === undefined && e.requestURI.includes(name))
+    const about = () => cp.readAuditEvents().slice(mark).filter(e => e.objectRef?.resource === 'pods' && e.objectRef?.subresource === undefined && (e.requestURI.includes(name) || e.requestURI.includes(`spec.nodeName%3D${IDLE_NODE}`)))
     const ended = await eventually('the watch request to complete in the audit log', () => {
       const done = about().filter(e => e.verb === 'watch' && e.stage === 'ResponseComplete')
       return done.length > 0 && done
     }, 10_000, 200)
     const events = about()
     const watches = new Set(events.filter(e => e.verb === 'watch').map(e => e.auditID))
-    const gets = events.filter(e => e.verb === 'get')
+    const lists = new Set(events.filter(e => e.verb === 'list').map(e => e.auditID))
     t.equal(watches.size, 1, 'one watch request in 3 s')
-    t.equal(gets.length, 1, 'one read, to start the watch from')
-    t.match(ended[0]!.requestURI, /fieldSelector=metadata\.name%3Daudit-held/, 'watching the pod by name')
-    t.match(ended[0]!.requestURI, /resourceVersion=\d+/, 'from the read\'s resourceVersion')
+    t.equal(lists.size, 1, 'one list of the node\'s pods, to start the watch from')
+    t.same(events.filter(e => e.verb === 'get'), [], 'no read of the pod: it is in the list')
+    t.match(ended[0]!.requestURI, /fieldSelector=spec\.nodeName%3D/, 'watching the node\'s pods, shared by every pod of a drain')
+    t.match(ended[0]!.requestURI, /resourceVersion=\d+/, 'from the list\'s resourceVersion')
+  })
+
+  await t.test('a drain\'s pods share one list and one watch of their node, whatever their number', async t => {
+    const cluster = await createKubeCluster(optionsFor(kc))
+    t.teardown(() => cluster.close())
+    const pods = []
+    for (let i = 0; i < 6; i++) pods.push(await addPod({ name: `shared-${i}`, node: KWOK_NODE, phase: 'Running' }))
+    const mark = cp.readAuditEvents().length
+    const deadline = deadlineSignal(30_000)
+    t.teardown(deadline.clear)
+    // As the drain does: evict a few, wait for each, evict the next as one leaves.
+    await forEachLimited(pods, 2, async pod => {
+      t.same(await cluster.evictPod(NS, pod.metadata!.name!), { status: 'evicted' })
+      await cluster.waitForPodGone(pod, deadline.signal)
+    })
+    const about = () => cp.readAuditEvents().slice(mark).filter(e => e.objectRef?.resource === 'pods' && e.objectRef?.subresource === undefined)
+    const requests = (verb: string) => new Set(about().filter(e => e.verb === verb).map(e => e.auditID)).size
+    await eventually('the watch request in the audit log', () => requests('watch') > 0, 10_000, 200)
+    t.equal(requests('list'), 1, 'one list of the node\'s pods')
+    t.equal(requests('watch'), 1, 'one watch of them')
+    t.ok(requests('get') <= 2, `a read only for a pod gone before the list (${requests('get')})`)
   })
 
   await t.test('unavailable before the first sync; synced once the API server lets it list', async t => {
@@ -252,7 +275,7 @@ t.test('Cluster on Kubernetes', { skip: bins.skip ?? false, timeout: 240_000 }, 
     t.ok(Date.now() - started < 5000, `resolved after the first failed attempt (${Date.now() - started} ms)`)
     t.equal(cluster.synced(), false)
     const node = { metadata: { name: 'x', uid: 'u' } }
-    const pod: V1Pod = { metadata: { name: 'p', namespace: NS, uid: 'u' } }
+    const pod: V1Pod = { metadata: { name: 'p', namespace: NS, uid: 'u' }, spec: { nodeName: 'x', containers: [] } }
     const calls: Array<[string, () => Promise<unknown>]> = [
       ['listNodes', () => cluster.listNodes()],
       ['getNode', () => cluster.getNode('x')],
