@@ -94,7 +94,9 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
     }
   }, async (request, reply) => {
     const { alerts, truncatedAlerts, groupKey } = request.body
-    const decisions = await engine.intake(alerts, 'alertmanager', options.dryRun, { truncatedAlerts: truncatedAlerts ?? 0, ...(groupKey === undefined ? {} : { groupKey }) })
+    // Under DRY_RUN the engine runs on its shadow cluster and persists there: the intake is a real
+    // one, so that repeats, the semaphore and the breaker see earlier notifications.
+    const decisions = await engine.intake(alerts, 'alertmanager', false, { truncatedAlerts: truncatedAlerts ?? 0, ...(groupKey === undefined ? {} : { groupKey }) })
     const truncated = request.body.truncatedAlerts ?? 0
     if (truncated > 0) request.log.warn({ truncated, groupKey: request.body.groupKey }, 'Alertmanager truncated this notification (max_alerts); the cut alerts were not seen')
     return reply.code(202).send({ dryRun: options.dryRun, truncatedAlerts: truncated, decisions })
@@ -123,7 +125,8 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
       endsAt: iso(at + ttlMs),
       fingerprint: faultFingerprint(node, signal)
     }
-    const decisions = await engine.intake([alert], 'fault', dryRun || options.dryRun)
+    // A fault's own dryRun is a preview: decided, nothing recorded, even on the shadow.
+    const decisions = await engine.intake([alert], 'fault', dryRun)
     return reply.code(202).send({ dryRun: dryRun || options.dryRun, truncatedAlerts: 0, decisions })
   })
 
@@ -155,7 +158,7 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
       endsAt: at,
       fingerprint: f.fingerprint
     }))
-    const decisions = await engine.intake(resolved, 'fault', options.dryRun)
+    const decisions = await engine.intake(resolved, 'fault', false)
     return reply.code(200).send({ dryRun: options.dryRun, truncatedAlerts: 0, decisions })
   })
 

@@ -274,3 +274,17 @@ t.test('pause: its own credential, a reason required, an expiry in the future; G
   t.equal((await sim.readControllerState()).annotations['self-healing-controller.io/pauses'], undefined, 'the annotation is gone')
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/pause/pool/data', headers: bearer(adminToken) })).statusCode, 200, 'lifting what is not paused is a no-op')
 })
+
+t.test('DRY_RUN through HTTP: a replayed notification is a duplicate and the semaphore holds the next node, as in a real run; the cluster sees no write', async t => {
+  const { app, sim, close } = await buildTestApp({ DRY_RUN: 'true', STORM_SETTLE: '0s' })
+  t.teardown(close)
+  const writesBefore = sim.mutations.length
+  const post = async (body: unknown) => (await app.inject({ method: 'POST', url: '/v1/alerts', headers: bearer(webhookToken), payload: body as object })).json()
+  const first = await post(firing)
+  t.equal(first.dryRun, true)
+  t.match(first.decisions, [{ node: 'worker-3', action: 'remediate' }])
+  for (const replay of [1, 2]) t.match((await post(firing)).decisions, [{ node: 'worker-3', action: 'ignored', rule: 'validation', reason: /duplicate|already/ }], `replay ${replay} is not news`)
+  const other = payload([{ ...firing.alerts[0], fingerprint: 'other', labels: { ...firing.alerts[0].labels, node: 'worker-7' } }])
+  t.match((await post(other)).decisions, [{ node: 'worker-7', action: 'deferred', rule: 'semaphore' }], 'the shadow holds worker-3\'s slot')
+  t.equal(sim.mutations.length, writesBefore, 'no write reached the cluster')
+})
