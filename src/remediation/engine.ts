@@ -144,6 +144,7 @@ export function createEngine (deps: EngineDeps) {
   let fleetTimer: NodeJS.Timeout | undefined
   let scheduleDirty = true
   let loaded = false
+  let observing = false
   let loading: Promise<void> | undefined
   let leader = deps.startAsLeader ?? true
   let recovered = false
@@ -209,6 +210,9 @@ export function createEngine (deps: EngineDeps) {
 
   /** The fleet from the cache's full list: at start, on leadership, and as a periodic safety net. */
   async function load (): Promise<void> {
+    // From the first load on, every change is taken, resyncs included: a cordon seen during one
+    // must count at once (the resourceVersion check keeps an older list item from undoing it).
+    observing = true
     const nodes = await cluster.listNodes()
     const present = new Set<string>()
     for (const node of nodes) {
@@ -512,6 +516,14 @@ export function createEngine (deps: EngineDeps) {
       await persist(next.node, view => samePending(view, expected) ? deferPending(view.record!, persisted(block)) : undefined)
       return
     }
+    // The checks above took time (API calls): an operator may have cordoned a node, a pause may
+    // have been set, another start may have gone out. The cordon goes out only if the node would
+    // still start now, judged on the current fleet and a fresh fleet state.
+    adopt(await fleetState.refresh())
+    if (!nextToStart(fleet, now(), policy, gates).start.some(start => start.node === next.node)) {
+      scheduleDirty = true
+      return
+    }
     const started = await persist(next.node, view => samePending(view, expected) ? startRemediation(view, next.action, now(), policy) : undefined)
     if (started?.record?.phase === 'cordoned') spawn(next.node)
   }
@@ -619,11 +631,15 @@ export function createEngine (deps: EngineDeps) {
     arm(name, now() + Math.min(60_000, 1000 * 2 ** (count - 1)))
   }
 
+  // Node's timers fire after 1 ms when asked for more than 2^31-1 ms (24.8 days): a pause or a
+  // veto a month ahead would spin. Waking once a day earlier is harmless: the due time is re-read.
+  const delayUntil = (at: number) => Math.min(Math.max(0, at - now()), 86_400_000)
+
   function arm (name: string, at: number | undefined) {
     clearTimeout(timers.get(name))
     timers.delete(name)
     if (at === undefined) return
-    const timer = setTimeout(() => { timers.delete(name); enqueue(name); void kick() }, Math.max(0, at - now()))
+    const timer = setTimeout(() => { timers.delete(name); enqueue(name); void kick() }, delayUntil(at))
     timer.unref()
     timers.set(name, timer)
   }
@@ -632,7 +648,7 @@ export function createEngine (deps: EngineDeps) {
     clearTimeout(fleetTimer)
     fleetTimer = undefined
     if (at === undefined) return
-    fleetTimer = setTimeout(() => { fleetTimer = undefined; scheduleDirty = true; void kick() }, Math.max(0, at - now()))
+    fleetTimer = setTimeout(() => { fleetTimer = undefined; scheduleDirty = true; void kick() }, delayUntil(at))
     fleetTimer.unref()
   }
 
@@ -928,7 +944,7 @@ export function createEngine (deps: EngineDeps) {
       await Promise.all([...workers.values()].map(w => w.done))
     },
     start () {
-      unsubscribe = cluster.onNodeChange((node, deleted) => { if (loaded) observe(node, deleted) })
+      unsubscribe = cluster.onNodeChange((node, deleted) => { if (observing) observe(node, deleted) })
       ticker = setInterval(() => { scheduleDirty = true; void kick() }, config.reconcileIntervalMs)
       ticker.unref()
       if (deps.alertmanager !== undefined) {
