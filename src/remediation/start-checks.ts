@@ -21,12 +21,17 @@ export type StartCheckDeps = {
   capacityCheck: boolean
 }
 
-/** The PersistentVolume keeps its data on one machine: a local or hostPath volume, or one pinned to that node only. */
-function onThisMachine (volume: V1PersistentVolume, hostname: string): boolean {
+/**
+ * The PersistentVolume keeps its data on one machine: a local or hostPath volume, or one pinned to
+ * this node only. Node-local CSI drivers pin with keys of their own (`topology.topolvm.io/node`,
+ * `openebs.io/nodename`, …) whose value is the node's name: any key whose only allowed value is
+ * this node's name or hostname (or `metadata.name` as a field) pins it.
+ */
+function onThisMachine (volume: V1PersistentVolume, names: ReadonlySet<string>): boolean {
   if (volume.spec?.local !== undefined || volume.spec?.hostPath !== undefined) return true
   const terms = volume.spec?.nodeAffinity?.required?.nodeSelectorTerms ?? []
-  return terms.length > 0 && terms.every(term => (term.matchExpressions ?? []).some(req =>
-    req.key === 'kubernetes.io/hostname' && req.operator === 'In' && req.values?.length === 1 && req.values[0] === hostname))
+  const pins = (req: { operator: string, values?: string[] }) => req.operator === 'In' && req.values !== undefined && req.values.length > 0 && req.values.every(value => names.has(value))
+  return terms.length > 0 && terms.every(term => [...(term.matchExpressions ?? []), ...(term.matchFields ?? [])].some(pins))
 }
 
 type Owners = Map<string, Promise<PodFacts['controller']>>
@@ -39,7 +44,7 @@ async function factsOf (cluster: Cluster, pod: V1Pod, node: NodeView, owners: Ow
   let lookup = owners.get(ownerKey)
   if (lookup === undefined && owner !== undefined) owners.set(ownerKey, lookup = cluster.controllerExists(namespace, owner))
   const controller = owner === undefined ? 'none' : await lookup!
-  const hostname = node.labels['kubernetes.io/hostname'] ?? node.name
+  const names = new Set([node.name, node.labels['kubernetes.io/hostname'] ?? node.name])
   const localVolumes: string[] = []
   for (const volume of pod.spec?.volumes ?? []) {
     const claimName = volume.persistentVolumeClaim?.claimName
@@ -47,7 +52,7 @@ async function factsOf (cluster: Cluster, pod: V1Pod, node: NodeView, owners: Ow
     const claim = await cluster.getClaim(namespace, claimName)
     const bound = claim?.spec?.volumeName
     const pv = bound === undefined ? undefined : await cluster.getVolume(bound)
-    if (pv !== undefined && onThisMachine(pv, hostname)) localVolumes.push(`${volume.name} (PersistentVolume ${bound})`)
+    if (pv !== undefined && onThisMachine(pv, names)) localVolumes.push(`${volume.name} (PersistentVolume ${bound})`)
   }
   return { pod, controller, localVolumes }
 }

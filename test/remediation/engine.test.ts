@@ -613,3 +613,25 @@ t.test('stopping: a notification under way stops writing and fails as unavailabl
   t.ok(written.every(p => p === 'pending'), 'each written node is a whole record')
   await t.rejects(engine.intake([fresh('worker-1')], 'alertmanager', false), { kind: 'unavailable', message: /shutting down/ }, 'a stopped engine takes no new notification')
 })
+
+t.test('node-local CSI volumes (TopoLVM, OpenEBS: their own key, the node\'s name as value) are data on this machine; a zone-pinned one is not', async t => {
+  const sim = seededSim()
+  const pinned = (name: string, node: string, key: string, values: string[]) => {
+    sim.addController('default', 'StatefulSet', name)
+    sim.addVolume({ metadata: { name: `pv-${name}` }, spec: { csi: { driver: 'example.csi', volumeHandle: name }, capacity: { storage: '10Gi' }, nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key, operator: 'In', values }] }] } } } })
+    sim.addClaim({ metadata: { name: `data-${name}-0`, namespace: 'default' }, spec: { volumeName: `pv-${name}` } })
+    sim.addPod({ metadata: { name: `${name}-0`, namespace: 'default', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name, uid: `sim-owner-${name}`, controller: true }] }, spec: { nodeName: node, containers: [], volumes: [{ name: 'data', persistentVolumeClaim: { claimName: `data-${name}-0` } }] }, status: { phase: 'Running' } })
+  }
+  pinned('lvdb', 'worker-8', 'topology.topolvm.io/node', ['worker-8'])
+  pinned('zfsdb', 'worker-7', 'openebs.io/nodename', ['worker-7'])
+  pinned('zonal', 'worker-6', 'topology.kubernetes.io/zone', ['zone-b'])
+  const { engine } = startEngine(sim, { POOL_MAX_UNAVAILABLE: '3', BREAKER_THRESHOLD: '0.9' })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const replace = (node: string) => fresh(node, { labels: { remediation: 'replace' } })
+  for (const node of ['worker-8', 'worker-7']) {
+    const [d] = await engine.intake([replace(node)], 'alertmanager', false)
+    t.match(d, { rule: 'protected-pods', reason: /PersistentVolume/ }, `${node}: its data would be destroyed by a replace`)
+  }
+  const [zonal] = await engine.intake([replace('worker-6')], 'alertmanager', false)
+  t.not(zonal!.rule, 'protected-pods', 'a volume any node of its zone can mount survives the replace')
+})
