@@ -467,7 +467,6 @@ export function createEngine (deps: EngineDeps) {
         return record === undefined ? undefined : { record }
       })
     })
-    if (only === undefined && fleet.state.doubts.size > 0) adopt(await fleetState.update(state => ({ ...state, doubts: new Map() }), leading))
   }
 
   async function syncAlertmanager () {
