@@ -436,7 +436,13 @@ export function createEngine (deps: EngineDeps) {
    * would start now. Their last answer per node is kept for the API: its numbers are never persisted.
    */
   async function checkPods (view: NodeView, action: Start['action']): Promise<Block | undefined> {
-    const block = await startChecks(startCheckDeps, view, action, fleet)
+    // Pods that cannot be classified (an owner or volume lookup failed) are not known to be safe:
+    // the node is held like one with protected pods, re-checked after the TTL, and the other
+    // pending nodes still get their turn.
+    const block = await startChecks(startCheckDeps, view, action, fleet).catch((err: Error): Block => {
+      log.warn({ err, node: view.name }, 'could not classify the pods of a node about to start; holding it')
+      return { rule: 'protected-pods', reason: `cannot tell whether the drain would lose data: ${err.message}; held, checked again in ${podCheckTtlMs / 1000} s` }
+    })
     if (block === undefined) podChecks.delete(view.name)
     else podChecks.set(view.name, { block, at: now() })
     return block
@@ -455,7 +461,7 @@ export function createEngine (deps: EngineDeps) {
   /**
    * Lays Alertmanager's view over the nodes' records (all, or the given ones) and persists what
    * changed: silenced and vanished alerts stop counting, the planNode step then lets go of a
-   * pending node. A complete picture also ends every truncation doubt.
+   * pending node.
    */
   async function applyAlertmanager (view: AlertmanagerView, only?: string) {
     const at = now()

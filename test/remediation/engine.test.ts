@@ -1,5 +1,6 @@
 import t from 'tap'
 import { episodeKey } from '../../src/alerts/alertmanager.ts'
+import { ClusterError } from '../../src/cluster.ts'
 import { ProviderError, type Provider } from '../../src/providers/provider.ts'
 import { noneProvider } from '../../src/providers/none.ts'
 import { decodeFleetState } from '../../src/remediation/fleet-state.ts'
@@ -638,4 +639,22 @@ t.test('node-local CSI volumes (TopoLVM, OpenEBS: their own key, the node\'s nam
   }
   const [zonal] = await engine.intake([replace('worker-6')], 'alertmanager', false)
   t.not(zonal!.rule, 'protected-pods', 'a volume any node of its zone can mount survives the replace')
+})
+
+t.test('pods that cannot be classified (an owner lookup refused) hold their node like protected ones, say why, and starve no other node', async t => {
+  const sim = seededSim()
+  sim.addPod({ metadata: { name: 'odd-0', namespace: 'locked', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'odd', uid: 'o', controller: true }] }, spec: { nodeName: 'worker-2', containers: [] }, status: { phase: 'Running' } })
+  const controllerExists = sim.controllerExists.bind(sim)
+  sim.controllerExists = async (namespace, owner) => {
+    if (namespace === 'locked') throw new ClusterError('invalid', 'statefulsets.apps "odd" is forbidden')
+    return await controllerExists(namespace, owner)
+  }
+  const { engine } = startEngine(sim, { MAX_CONCURRENT_DRAINS: '2', VERIFY_DWELL: '1h' })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const [first] = await engine.intake([fresh('worker-2')], 'alertmanager', false)
+  t.match(first, { action: 'deferred', rule: 'protected-pods', reason: /cannot tell whether the drain would lose data: statefulsets.apps "odd" is forbidden/ })
+  await engine.intake([fresh('worker-7')], 'alertmanager', false)
+  await until('worker-7, in another pool with a free slot, starts', async () => await phaseOf(sim, 'worker-7') !== 'pending')
+  t.equal(await phaseOf(sim, 'worker-2'), 'pending', 'worker-2 never cordoned')
+  t.match(await engine.node('worker-2'), { deferred: { rule: 'protected-pods', reason: /cannot tell/ } })
 })
