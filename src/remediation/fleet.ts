@@ -152,7 +152,8 @@ export function createFleet (config: PolicyConfig): Fleet {
       for (const name of alerted) {
         for (const alert of views.get(name)!.record!.alerts) {
           if (!isLive(alert, now, config)) continue
-          const at = parseTime(alert.receivedAt)
+          // An episode counting again after it stopped is as new to the storm settle time as a first one.
+          const at = parseTime(alert.revivedAt ?? alert.receivedAt)
           if (last === undefined || at > last) last = at
         }
       }

@@ -100,7 +100,7 @@ function applyFiringEpisode (record: NodeRecord, alert: NodeAlert, now: number, 
   if (!refresh && !stillFiringAfterFix) return { outcome: { kind: 'ignored', rule: 'validation', reason: `duplicate: alert ${alert.fingerprint} is already recorded` }, news: false, stillFiringAfterFix: false }
   const alerts = [...record.alerts]
   const { endedAt: _ended, ...rest } = tracked
-  alerts[index] = { ...rest, status: 'firing', lastSeen: iso(now) }
+  alerts[index] = { ...rest, status: 'firing', lastSeen: iso(now), ...(revived ? { revivedAt: iso(now) } : {}) }
   return { record: withAlerts(record, alerts, now, config), news: revived, stillFiringAfterFix }
 }
 
@@ -156,7 +156,7 @@ export function reconcileWithAlertmanager (record: NodeRecord, view: Alertmanage
     if (live && now - parseTime(alert.lastSeen) < refreshAfter(config)) return alert
     changed = true
     const { endedAt: _, ...rest } = alert
-    return { ...rest, status: 'firing' as const, lastSeen: at }
+    return { ...rest, status: 'firing' as const, lastSeen: at, ...(live ? {} : { revivedAt: at }) }
   })
   return changed ? { ...record, alerts } : undefined
 }

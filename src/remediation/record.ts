@@ -41,8 +41,10 @@ export type TrackedAlert = {
   summary?: string
   /** Where it came from: an Alertmanager notification or an operator's injected fault. */
   source: 'alertmanager' | 'fault'
-  /** When we first recorded this episode: the storm settle time is measured on it. */
+  /** When we first recorded this episode. */
   receivedAt: string
+  /** When it last began to count again after it had stopped (expired, silenced): a revived storm settles anew. */
+  revivedAt?: string
   /** When a notification last carried it firing (refreshed coarsely); ALERT_TTL runs from here. */
   lastSeen: string
   /** When it stopped counting (resolved, silenced, expired). */

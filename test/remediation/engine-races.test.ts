@@ -89,3 +89,23 @@ t.test('a pause ending more than 24.8 days ahead does not overflow Node\'s timer
   t.comment(`timers armed beyond 2^31-1 ms in 1 s: ${overflowing}; cpu ${Math.round((used.user + used.system) / 1000)} ms`)
   t.ok(overflowing < 5, 'the engine does not re-arm an overflowing timer over and over')
 })
+
+t.test('a storm gone stale and redelivered node by node settles anew: nothing drains, as when it came grouped', async t => {
+  const sim = seededSim()
+  const startsAt = iso(Date.now() - minutes(30))
+  const storm = [1, 2, 3, 4, 5].map(i => alert(`worker-${i}`, { startsAt, fingerprint: `fp-${i}` }))
+  let offset = 0
+  const { engine } = startEngine(sim, { ALERT_TTL: '1m', STORM_SETTLE: '500ms', BREAKER_SETTLE: '300ms', BREAKER_MIN_NODES: '2', VERIFY_DWELL: '1h' }, { now: () => Date.now() + offset })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const first = await engine.intake(storm, 'alertmanager', false)
+  offset += 61_000
+  await engine.reconcile()
+  await until('all stale and let go', async () => (await Promise.all(storm.map(a => phaseOf(sim, a.labels.node!)))).every(p => p === 'cancelled'), 3000)
+  await new Promise(r => setTimeout(r, 400))
+  const answers = []
+  for (const a of storm) { answers.push(...await engine.intake([a], 'alertmanager', false)); await new Promise(r => setTimeout(r, 50)) }
+  await new Promise(r => setTimeout(r, 300)); await engine.idle()
+  const started = []
+  for (const a of storm) { const s = JSON.parse((await sim.getNode(a.labels.node!))!.metadata!.annotations!['self-healing-controller.io/state']!); if (s.history.some((h: { to: string }) => h.to === 'cordoned')) started.push(a.labels.node) }
+  t.same(started, [], 'a storm redelivered node by node drains nothing, as the grouped one did')
+})
