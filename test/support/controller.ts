@@ -15,6 +15,8 @@ export type ControllerProcess = {
   token: string
   post (path: string, body: unknown): Promise<{ status: number, body: any }>
   get (path: string): Promise<{ status: number, body: any }>
+  /** Any method, optionally with another credential than the webhook token (the admin token for the pause API). */
+  request (method: string, path: string, options?: { body?: unknown, token?: string }): Promise<{ status: number, body: any }>
   kill (signal: NodeJS.Signals): Promise<void>
   logs (): string
 }
@@ -62,10 +64,10 @@ export async function startController (name: string, dir: string, env: Record<st
     })
     child.once('exit', code => { clearTimeout(timer); reject(new Error(`${name} exited with ${code}:\n${buffered.slice(-3000)}`)) })
   })
-  const call = async (method: string, path: string, body?: unknown) => {
+  const call = async (method: string, path: string, body?: unknown, bearer = token) => {
     const response = await fetch(url + path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     })
     const text = await response.text()
@@ -78,6 +80,7 @@ export async function startController (name: string, dir: string, env: Record<st
     token,
     post: (path, body) => call('POST', path, body),
     get: path => call('GET', path),
+    request: (method, path, options = {}) => call(method, path, options.body, options.token),
     async kill (signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       await exited
