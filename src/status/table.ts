@@ -72,7 +72,8 @@ function why (node: NodeStatus, now: number): string {
     parts.push(node.reason)
   }
   if (node.outcome !== null) parts.push(`outcome: ${node.outcome}`)
-  if (node.drainDeadline !== null) parts.push(`drain deadline ${relative(node.drainDeadline, now)}`)
+  // The record keeps its drain's deadline afterwards; it only says something while draining.
+  if (node.drainDeadline !== null && node.phase === 'draining') parts.push(`drain deadline ${relative(node.drainDeadline, now)}`)
   if (node.cooldownUntil !== null && Date.parse(node.cooldownUntil) > now) parts.push(`cooldown ends ${relative(node.cooldownUntil, now)}`)
   if (node.outOfService?.by === 'others') parts.push(`out of service by others: ${node.outOfService.cause}`)
   return parts.join(' · ')

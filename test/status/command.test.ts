@@ -8,6 +8,9 @@ import { promisify, stripVTControlCharacters } from 'node:util'
 import type { AddressInfo } from 'node:net'
 import { colorWanted, statusCommand, STATUS_USAGE, type StatusIO } from '../../src/status/command.ts'
 import type { BudgetAnswer, NodeStatus, NodesAnswer, PauseAnswer } from '../../src/status/api.ts'
+import { adminToken, buildTestApp, webhookToken } from '../support/app.ts'
+import { notification } from '../support/scenario.ts'
+import { phaseOf, until } from '../support/sim.ts'
 
 const T0 = Date.parse('2026-01-12T12:00:00.000Z')
 const ago = (ms: number) => new Date(T0 - ms).toISOString()
@@ -281,4 +284,79 @@ t.test('the CLI dispatches status, without colours when stdout is not a terminal
   t.notMatch(stdout, '\u001b', 'no colours into a pipe')
   const failed = await promisify(execFile)(process.execPath, [cli, 'status', '--bogus']).catch((e: { code: number, stderr: string }) => e)
   t.equal((failed as { code: number }).code, 2)
+})
+
+t.test('a fleet scripted on the real engine: the table line by line, and --json the API\'s own answers', async t => {
+  // One clock for the engine, the API and the command: every time the table shows is known.
+  let clock = T0
+  const { app, sim, engine, close } = await buildTestApp(
+    { REMEDIATION_WINDOWS: 'Mon-Fri 08:00-12:06 UTC', BREAKER_MIN_NODES: '3', DRAIN_TIMEOUT: '15m', MAX_CONCURRENT_DRAINS: '2' },
+    { now: () => clock })
+  t.teardown(close)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const api = async (method: string, path: string, body?: unknown, token = webhookToken) => {
+    const response = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+    return await response.json() as any
+  }
+  const alert = async (node: string, alertname = 'NodeDiskIOPSSaturated') =>
+    (await api('POST', '/v1/alerts', notification([node], { alertname, startsAt: clock - 10 * m }))).decisions[0].action
+
+  // 12:00 worker-3 (app) is remediated all the way: drained, rebooted, proven, in cooldown.
+  t.equal(await alert('worker-3'), 'remediate')
+  await until('worker-3 in cooldown', async () => await phaseOf(sim, 'worker-3') === 'cooldown')
+  // 12:01 worker-10 (data) drains; a pod's finalizer holds the drain open.
+  clock += m
+  t.equal(await alert('worker-10', 'NodeKernelDeadlock'), 'remediate')
+  await until('worker-10 draining', async () => await phaseOf(sim, 'worker-10') === 'draining')
+  // 12:05 pool app paused for an hour; its next alert waits.
+  clock += 4 * m
+  await api('PUT', '/v1/pause/pool/app', { reason: 'etcd upgrade', by: 'alice', until: new Date(clock + h).toISOString() }, adminToken)
+  t.equal(await alert('worker-2'), 'deferred')
+  // Someone else cordons worker-8.
+  sim.updateNode('worker-8', node => { node.spec = { ...node.spec, unschedulable: true } })
+  // 12:07 the window closed at 12:06: worker-7 waits for the next opening.
+  clock += 2 * m
+  t.equal(await alert('worker-7', 'NodeMemoryPressure'), 'deferred')
+  await until('worker-7 held by the window', async () => (await engine.node('worker-7'))?.deferred?.rule === 'window')
+  clock += m
+
+  const run = async (args: string[]) => {
+    const out: string[] = []
+    const err: string[] = []
+    const code = await statusCommand(['--url', url, ...args], { out: line => out.push(line), err: line => err.push(line), env: { SHC_TOKEN: webhookToken }, color: false, now: () => clock })
+    return { code, out, err }
+  }
+  const table = await run([])
+  t.equal(table.code, 0)
+  t.same(table.err, [])
+  const expected = [
+    'NODES: 5 of 5 shown (--all lists the healthy ones)',
+    'POOL  ZONE    NODE       PHASE     SINCE   WHY',
+    'app   zone-a  worker-3   cooldown  8m ago  fix proven: Ready and schedulable for VERIFY_DWELL without a re-fire · outcome: remediated · cooldown ends in 22m',
+    'app   zone-b  worker-2   pending   3m ago  held by paused (pool/app): paused for pool app by alice at 2026-01-12T12:05:00.000Z until 2026-01-12T13:05:00.000Z: etcd upgrade',
+    'data  zone-a  worker-7   pending   1m ago  held by window: outside the maintenance windows (REMEDIATION_WINDOWS Mon-Fri 08:00-12:06 UTC); next opening 2026-01-13T08:00:00.000Z',
+    'data  zone-b  worker-8   healthy   -       no remediation yet · out of service by others: cordoned',
+    'data  zone-b  worker-10  draining  7m ago  draining until 2026-01-12T12:16:00.000Z at the latest · drain deadline in 8m',
+    '',
+    'BUDGET: 1 out of service through us · at most 2 drains at once',
+    'pool app (5 nodes): 0/1 out of service (ours 0, others 0) · breaker closed',
+    '  zone zone-a (3 nodes): 0/1 out of service (ours 0, others 0)',
+    '  zone zone-b (2 nodes): 0/1 out of service (ours 0, others 0)',
+    'pool data (5 nodes): 2/1 out of service (ours 1, others 1) · causes: cordoned 2 · breaker closed',
+    '  zone zone-a (2 nodes): 0/1 out of service (ours 0, others 0)',
+    '  zone zone-b (3 nodes): 2/1 out of service (ours 1, others 1) · causes: cordoned 2',
+    '',
+    'PAUSES:',
+    '  pool app paused by alice 3m ago: etcd upgrade · until 2026-01-12T13:05:00.000Z (in 57m)',
+    '',
+    'WINDOWS: Mon-Fri 08:00-12:06 UTC · closed, next opening 2026-01-13T08:00:00.000Z (in 19h52m)'
+  ]
+  t.equal(table.out.length, expected.length)
+  for (const [i, line] of expected.entries()) t.equal(table.out[i], line, `line ${i + 1}`)
+
+  const json = await run(['--json'])
+  t.equal(json.code, 0)
+  const [nodes, budget, pause] = await Promise.all([api('GET', '/v1/nodes'), api('GET', '/v1/budget'), api('GET', '/v1/pause')])
+  t.same(JSON.parse(json.out.join('\n')), { nodes: nodes.nodes, budget, pauses: pause.pauses, windows: pause.windows }, 'the three answers as the API gives them')
 })

@@ -7,10 +7,10 @@ export const webhookToken = 's3cret-token'
 export const faultsToken = 'fault-token'
 export const adminToken = 'admin-token'
 
-/** The app as main.ts builds it, on a seeded simulated cluster with test settings. */
-export async function buildTestApp (settings: Record<string, string> = {}, options: { credentials?: Credentials | undefined, faultsEnabled?: boolean, bodyLimit?: number } = {}) {
+/** The app as main.ts builds it, on a seeded simulated cluster with test settings; `now`: one clock for the engine and the app. */
+export async function buildTestApp (settings: Record<string, string> = {}, options: { credentials?: Credentials | undefined, faultsEnabled?: boolean, bodyLimit?: number, now?: () => number } = {}) {
   const sim = seededSim()
-  const harness = startEngine(sim, settings)
+  const harness = startEngine(sim, settings, options.now === undefined ? {} : { now: options.now })
   const credentials = 'credentials' in options ? options.credentials : { webhook: webhookToken, faults: faultsToken, admin: adminToken }
   const app = await buildApp({
     engine: harness.engine,
@@ -20,6 +20,7 @@ export async function buildTestApp (settings: Record<string, string> = {}, optio
     faultsEnabled: options.faultsEnabled ?? false,
     dryRun: harness.config.dryRun,
     bodyLimit: options.bodyLimit ?? harness.config.bodyLimit,
+    ...(options.now === undefined ? {} : { now: options.now }),
     ready: async () => {
       await sim.listNodes()
       return harness.engine.recovered ? { ready: true, reason: 'ok' } : { ready: false, reason: 'recovering' }
