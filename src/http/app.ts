@@ -199,6 +199,18 @@ export async function app (fastify: FastifyInstance, options: AppOptions): Promi
     schema: { summary: 'Per pool and zone: size, out of service (ours and others\', by cause), budget, breakers; departed nodes', security: [{ bearer: [] }], response: { 200: BudgetBody, ...errors } }
   }, async () => await engine.budget())
 
+  api.delete('/v1/budget/departed/:node', {
+    onRequest: adminAuth,
+    schema: { summary: 'Free the slot of a departed node whose pool was not made whole by REPLACE_TIMEOUT', security: [{ bearer: [] }], params: Type.Object({ node: Type.String({ minLength: 1, maxLength: 253 }) }), response: { 200: BudgetBody, ...errors, 409: ErrorBody } }
+  }, async (request, reply) => {
+    const outcome = await engine.releaseDeparted(request.params.node)
+    if (!outcome.released) {
+      const [statusCode, error] = outcome.refused === 'not-found' ? [404, 'Not Found'] : [409, 'Conflict']
+      return reply.code(statusCode).send({ statusCode, error, message: outcome.reason })
+    }
+    return await engine.budget()
+  })
+
   api.get('/v1/nodes/:name', {
     onRequest: readAuth,
     schema: { summary: 'One node\'s remediation state and recent transitions', security: [{ bearer: [] }], params: Type.Object({ name: Type.String({ maxLength: 253 }) }), response: { 200: NodeStatusBody, ...errors } }

@@ -19,7 +19,7 @@ import { iso, parseTime } from '../time.ts'
 import { createFleet } from './fleet.ts'
 import { pauseKey, type DepartedEntry, type FleetState, type Pause } from './fleet-state.ts'
 import { decide, groupByNode, applyNodeAlerts, reconcileWithAlertmanager, triage, type AlertOutcome, type Decision } from './intake.ts'
-import type { NodeRecord, Phase } from './record.ts'
+import { workingPhases, type NodeRecord, type Phase } from './record.ts'
 import { dueAt, nextToStart, planNode, progressDeparted, type Gates, type Start, type Step } from './schedule.ts'
 import type { NodeView } from './snapshot.ts'
 import { createFleetStateStore, createNodeStore, FencedError, sameView, type EventBatch } from './store.ts'
@@ -108,6 +108,9 @@ export type BudgetStatus = {
 
 export type Engine = ReturnType<typeof createEngine>
 
+/** What an operator's release of a departed node did. */
+export type ReleaseOutcome = { released: true } | { released: false, refused: 'not-found' | 'waiting', reason: string }
+
 /**
  * The imperative shell around the pure core, in controller-runtime's shape: the watch cache feeds
  * a fleet index (the only reader), a node change that matters to a rule queues that node, a pass
@@ -191,7 +194,10 @@ export function createEngine (deps: EngineDeps) {
       timers.delete(name)
       if (gone !== undefined) {
         scheduleDirty = true
-        if (holdsSlot(gone)) void recordDeparture(gone)
+        // Gone mid-work (being drained, rebooted, replaced), the pool is a node short until the cloud
+        // makes it whole: the slot stays held. A failed node an operator deleted, or a verified one
+        // an autoscaler consolidated, was the operator's or back in service: its slot is free.
+        if (gone.record !== undefined && workingPhases.has(gone.record.phase)) void recordDeparture(gone)
         void kick()
       }
       return
@@ -917,6 +923,35 @@ export function createEngine (deps: EngineDeps) {
     async budget (): Promise<BudgetStatus> {
       await ensureLoaded()
       return budget()
+    },
+    /**
+     * An operator frees the slot of a departed node whose pool did not become whole by
+     * REPLACE_TIMEOUT (`failed`): only then, so a replacement under way cannot be cut short.
+     * Answers the entry released, or why not.
+     */
+    async releaseDeparted (node: string): Promise<ReleaseOutcome> {
+      await ensureLoaded()
+      let outcome: ReleaseOutcome = { released: false, refused: 'not-found', reason: `no departed node ${node}` }
+      adopt(await fleetState.update(state => {
+        const entry = state.departed.get(node)
+        if (entry === undefined) return state
+        if (entry.failed === undefined) {
+          outcome = { released: false, refused: 'waiting', reason: `departed node ${node} is still waiting for its pool to be whole (until ${entry.deadline}); it can be released once it has failed` }
+          return state
+        }
+        outcome = { released: true }
+        const departed = new Map(state.departed)
+        departed.delete(node)
+        return { ...state, departed }
+      }))
+      if (outcome.released) {
+        unsavedDepartures.delete(node)
+        log.info({ node }, `departed node ${node} released by an operator; its slot is free`)
+        await cluster.recordEvent(controllerRef(), { type: 'Normal', reason: 'RemediationDepartedReleased', action: 'release', note: `departed node ${node} released by an operator: its slot is free` }).catch(err => log.warn({ err }, 'could not record event'))
+        scheduleDirty = true
+        void kick()
+      }
+      return outcome
     },
     /** The fleet the gauges read at scrape time. */
     fleet,

@@ -288,3 +288,14 @@ t.test('DRY_RUN through HTTP: a replayed notification is a duplicate and the sem
   t.match((await post(other)).decisions, [{ node: 'worker-7', action: 'deferred', rule: 'semaphore' }], 'the shadow holds worker-3\'s slot')
   t.equal(sim.mutations.length, writesBefore, 'no write reached the cluster')
 })
+
+t.test('DELETE /v1/budget/departed/:node: the admin token only; an unknown node is a 404 naming it', async t => {
+  const { app, close } = await buildTestApp()
+  t.teardown(close)
+  const del = (token: string) => app.inject({ method: 'DELETE', url: '/v1/budget/departed/worker-6', headers: bearer(token) })
+  t.equal((await del(webhookToken)).statusCode, 401)
+  t.equal((await del(faultsToken)).statusCode, 401)
+  const res = await del(adminToken)
+  t.equal(res.statusCode, 404)
+  t.match(res.json().message, /no departed node worker-6/)
+})
