@@ -153,10 +153,12 @@ export function reconcileWithAlertmanager (record: NodeRecord, view: Alertmanage
       changed = true
       return { ...alert, status: 'silenced' as const, endedAt: at }
     }
-    if (live && now - parseTime(alert.lastSeen) < refreshAfter(config)) return alert
+    // Active there: a live alert is as good as repeated. One that stopped counting (silenced,
+    // expired) comes back only with Alertmanager's next notification, which makes it news for its
+    // node whatever the order; a revival here would make that notification a duplicate.
+    if (!live || now - parseTime(alert.lastSeen) < refreshAfter(config)) return alert
     changed = true
-    const { endedAt: _, ...rest } = alert
-    return { ...rest, status: 'firing' as const, lastSeen: at, ...(live ? {} : { revivedAt: at }) }
+    return { ...alert, lastSeen: at }
   })
   return changed ? { ...record, alerts } : undefined
 }

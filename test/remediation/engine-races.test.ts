@@ -1,4 +1,5 @@
 import t from 'tap'
+import { episodeKey } from '../../src/alerts/alertmanager.ts'
 import { iso } from '../../src/time.ts'
 import { alert, minutes } from '../support/core.ts'
 import { phaseOf, seededSim, startEngine, until } from '../support/sim.ts'
@@ -108,4 +109,20 @@ t.test('a storm gone stale and redelivered node by node settles anew: nothing dr
   const started = []
   for (const a of storm) { const s = JSON.parse((await sim.getNode(a.labels.node!))!.metadata!.annotations!['self-healing-controller.io/state']!); if (s.history.some((h: { to: string }) => h.to === 'cordoned')) started.push(a.labels.node) }
   t.same(started, [], 'a storm redelivered node by node drains nothing, as the grouped one did')
+})
+
+t.test('a silence lifted: Alertmanager\'s notification makes the node pending again, even when a sync saw the alert active first', async t => {
+  const sim = seededSim()
+  const a = alert('worker-3', { startsAt: iso(Date.now() - minutes(30)) })
+  let state: 'active' | 'suppressed' = 'suppressed'
+  const { engine } = startEngine(sim, { ALERTMANAGER_SYNC: '100ms', VERIFY_DWELL: '1h' }, { alertmanager: async () => new Map([[episodeKey(a.fingerprint, Date.parse(a.startsAt)), state]]) })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  await engine.intake([a], 'alertmanager', false)
+  await until('let go (silenced)', async () => await phaseOf(sim, 'worker-3') === 'cancelled')
+  state = 'active'
+  await new Promise(r => setTimeout(r, 300)) // a sync sees it active again
+  const d = await engine.intake([a], 'alertmanager', false) // Alertmanager's notification after the silence ended
+  t.not(d[0]!.action, 'ignored', 'the notification is news')
+  const status = await engine.node('worker-3')
+  t.not(status!.phase, 'cancelled', 'Alertmanager holds it active and sent it: the node is pending again, as when the webhook comes first')
 })

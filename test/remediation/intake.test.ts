@@ -157,7 +157,7 @@ t.test('decisions keep the order of the alerts and say why', async t => {
   t.match(decisions[1]!.reason, /node ghost is not in the cluster/)
 })
 
-t.test('Alertmanager\'s view laid over a record: vanished episodes resolve, silenced ones stop counting, active ones are seen now', async t => {
+t.test('Alertmanager\'s view laid over a record: vanished episodes resolve, silenced ones stop counting, active ones are seen now; one that had stopped waits for its notification', async t => {
   const at = (m: number) => iso(T0 - minutes(m))
   const record = {
     ...recordOf(fleetOf(fleet({ app: 1 }, { 'app-1': { phase: 'pending', alerts: [
@@ -169,7 +169,7 @@ t.test('Alertmanager\'s view laid over a record: vanished episodes resolve, sile
   }
   const view = new Map([[episodeKey('quiet', T0 - minutes(20)), 'suppressed' as const], [episodeKey('loud', T0 - minutes(10)), 'active' as const], [episodeKey('back', T0 - minutes(5)), 'active' as const]])
   const next = reconcileWithAlertmanager(record, view, T0, config)!
-  t.same(next.alerts.map(a => [a.fingerprint, a.status]), [['gone', 'resolved'], ['quiet', 'silenced'], ['loud', 'firing'], ['back', 'firing']])
+  t.same(next.alerts.map(a => [a.fingerprint, a.status]), [['gone', 'resolved'], ['quiet', 'silenced'], ['loud', 'firing'], ['back', 'silenced']], 'a revival comes with the notification: then it is news for its node, whatever the order')
   t.equal(next.alerts[2]!.lastSeen, iso(T0), 'Alertmanager still has it: seen now')
   t.equal(reconcileWithAlertmanager(next, view, T0 + 1000, config), undefined, 'the same view again changes nothing')
 })
