@@ -430,7 +430,11 @@ export function createEngine (deps: EngineDeps) {
       return record => cancelPending(record, now(), `recheck: Prometheus no longer reports ${alert.alertname} firing for ${view.name}`)
     } catch (err) {
       metrics.sourceUp.set({ source: 'prometheus' }, 0)
-      return record => deferPending(record, { rule: 'recheck', reason: `cannot confirm the alert with Prometheus (${(err as Error).message.split('\n')[0]}); not draining` })
+      const block: Block = { rule: 'recheck', reason: `cannot confirm the alert with Prometheus (${(err as Error).message.split('\n')[0]}); not draining` }
+      // Asked again once the pod checks' TTL has passed, not on every pass: a Prometheus that is
+      // down is not hammered, and the node waits like one held by a pod check (no slot taken).
+      podChecks.set(view.name, { block, at: now() })
+      return record => deferPending(record, block)
     }
   }
 

@@ -8,8 +8,9 @@ import { engineConfigOf } from '../../src/config.ts'
 import { createMetrics } from '../../src/metrics.ts'
 import { allowedUnavailable, outOfServiceCause, parseBudget } from '../../src/policy/budget.ts'
 import type { PolicyConfig } from '../../src/policy/config.ts'
+import { pauseBlock } from '../../src/policy/pause.ts'
 import { ProviderError, type Provider } from '../../src/providers/provider.ts'
-import { createEngine, type Engine } from '../../src/remediation/engine.ts'
+import { createEngine, type Engine, type EngineDeps } from '../../src/remediation/engine.ts'
 import { decodeFleetState } from '../../src/remediation/fleet-state.ts'
 import { decodeRecord, holdingPhases, type NodeRecord } from '../../src/remediation/record.ts'
 import { createNodeStore } from '../../src/remediation/store.ts'
@@ -26,11 +27,14 @@ import { prefix } from '../support/sim.ts'
  * resolving, lost, duplicated, reordered, per node or grouped; two replicas sharing one simulated
  * cluster, leadership moving, replicas restarting; operators cordoning and uncordoning; other
  * controllers tainting; nodes going NotReady, being deleted and replaced; providers failing or
- * slow; the API unreachable — with the invariant checked at every change of every node:
+ * slow; the API slow (every read and write waits) or unreachable; Prometheus down for the
+ * recheck; operators pausing and lifting pauses through either replica — with the invariant
+ * checked at every change of every node:
  * - nodes held by us never exceed MAX_CONCURRENT_DRAINS;
  * - when we take a node out of service, its pool and zone stay within budget;
  * - nothing is cordoned from an alert that is stale, resolved, ignored or never sent;
  * - no pod whose data cannot survive is evicted (the seeded topology has such pods);
+ * - no cordon of ours goes out while the node's pool or the cluster is paused;
  * - every remediation started reaches an outcome once the alerts stop.
  * The clock is fake (@sinonjs/fake-timers): minutes pass in microseconds, deterministically.
  */
@@ -70,6 +74,10 @@ class World {
   readonly observed: SimCluster
   holder: Replica | undefined = 'a'
   providerMode: 'ok' | 'fail' | 'slow' | 'elsewhere' = 'ok'
+  /** Injected API latency: every read and write of the engines waits this long. */
+  latencyMs = 0
+  /** Prometheus, asked right before a cordon: answers after `latencyMs`, or is down. */
+  prometheus: 'firing' | 'down' = 'firing'
   readonly episodes: Episode[] = []
   readonly sent: Array<{ at: number, alerts: WebhookAlert[] }> = []
   readonly violations: string[] = []
@@ -83,8 +91,12 @@ class World {
 
   readonly budgetForCheck: string
 
-  constructor (budgetForCheck = settings.POOL_MAX_UNAVAILABLE!) {
+  /** Gates forced on the engines: only for proving that the harness catches what they let through. */
+  readonly gates: EngineDeps['gates']
+
+  constructor (budgetForCheck = settings.POOL_MAX_UNAVAILABLE!, gates?: EngineDeps['gates']) {
     this.budgetForCheck = budgetForCheck
+    this.gates = gates
     this.clock = FakeTimers.install({ now: Date.parse('2026-11-30T08:00:00Z'), toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'Date'] })
     this.sim = createSimCluster({ terminationDelayMs: 2000, startDelayMs: 2000, retryAfterMs: 3000 })
     seedTopology(this.sim, { poolLabel: 'pool', zoneLabel: 'topology.kubernetes.io/zone', excludeAnnotation: `${prefix}/drain-exclude` })
@@ -92,11 +104,21 @@ class World {
     this.reader = createNodeStore({ cluster: this.sim, annotationPrefix: prefix, policy: this.policy, metrics: createMetrics(), log: pino({ level: 'silent' }) })
     // Every write the engines make is checked at its instant, before they go on.
     const sim = this.sim
+    const slow = async () => { if (this.latencyMs > 0) await sleep(this.latencyMs) }
     this.observed = {
       ...sim,
-      patchNode: async (...args) => { try { return await sim.patchNode(...args) } finally { this.check() } },
-      writeControllerState: async (...args) => { try { return await sim.writeControllerState(...args) } finally { this.check() } },
-      evictPod: async (namespace, name) => { this.checkEviction(name); return await sim.evictPod(namespace, name) }
+      getNode: async name => { await slow(); return await sim.getNode(name) },
+      listPodsOnNode: async name => { await slow(); return await sim.listPodsOnNode(name) },
+      listAllPods: async () => { await slow(); return await sim.listAllPods() },
+      readControllerState: async () => { await slow(); return await sim.readControllerState() },
+      patchNode: async (name, patch, version) => {
+        // Checked as the request leaves: a pause set while it is on the wire cannot recall it.
+        if (patch.unschedulable === true) this.checkNotPaused(name)
+        await slow()
+        try { return await sim.patchNode(name, patch, version) } finally { this.check() }
+      },
+      writeControllerState: async (...args) => { await slow(); try { return await sim.writeControllerState(...args) } finally { this.check() } },
+      evictPod: async (namespace, name) => { this.checkEviction(name); await slow(); return await sim.evictPod(namespace, name) }
     }
     this.engines = { a: this.engine('a'), b: this.engine('b') }
     this.sim.onNodeChange(() => { this.check() })
@@ -127,6 +149,12 @@ class World {
       metrics: createMetrics(),
       log: pino({ level: 'silent' }),
       config: engineConfigOf(this.config),
+      prometheusCheck: async () => {
+        await sleep(this.latencyMs)
+        if (this.prometheus === 'down') throw new Error('model: Prometheus unreachable')
+        return true
+      },
+      ...(this.gates === undefined ? {} : { gates: this.gates }),
       startAsLeader: this.holder === replica,
       leaseValid: () => this.holder === replica
     })
@@ -169,6 +197,16 @@ class World {
     }
   }
 
+  /** No cordon of ours goes out while a pause holds the node's pool (nor the cluster). */
+  checkNotPaused (name: string) {
+    const { nodes, controllerState } = this.sim.now()
+    const node = nodes.find(n => n.metadata!.name === name)
+    if (node === undefined || this.recordOf(node)?.phase !== 'pending') return
+    const pool = this.reader.toView(node).pool
+    const pauses = decodeFleetState(controllerState.annotations, '', prefix).pauses
+    if (pauseBlock(pauses, pool, Date.now()) !== undefined) this.violations.push(`cordoned ${name} while pool ${pool} was paused`)
+  }
+
   /** The invariant, on the cluster's truth, at every change. */
   check () {
     const { nodes, controllerState } = this.sim.now()
@@ -206,7 +244,7 @@ class World {
   async deliver (replica: Replica, alerts: WebhookAlert[]) {
     this.sent.push({ at: Date.now(), alerts })
     try {
-      await this.engines[replica].intake(alerts, 'alertmanager', false, { truncatedAlerts: 0, groupKey: 'model' })
+      await this.whileTicking(this.engines[replica].intake(alerts, 'alertmanager', false, { truncatedAlerts: 0, groupKey: 'model' }))
       return true
     } catch {
       return false
@@ -221,6 +259,15 @@ class World {
       endsAt: status === 'firing' ? '0001-01-01T00:00:00Z' : iso(Date.now()),
       fingerprint: e.fingerprint
     }
+  }
+
+  /** Awaits an engine call whose reads and writes take (fake) time: the clock moves until it is done. */
+  async whileTicking<T> (promise: Promise<T>): Promise<T> {
+    let done = false
+    promise.then(() => { done = true }, () => { done = true })
+    await this.clock.tickAsync(0)
+    while (!done) await this.clock.tickAsync(50)
+    return await promise
   }
 
   async settle (ms: number) {
@@ -332,7 +379,7 @@ const leadership = fc.constantFrom<Replica | 'none'>('a', 'b', 'none').map(to =>
 }))
 
 const restart = replica.map(which => command(`restart replica ${which}`, async w => {
-  await w.engines[which].stop()
+  await w.whileTicking(w.engines[which].stop())
   w.engines[which] = w.engine(which)
   await w.clock.tickAsync(0)
 }))
@@ -345,12 +392,25 @@ const outage = fc.constantFrom(5_000, 30_000, 120_000).map(ms => command(`API un
   w.sim.setReachable(true)
 }))
 
-const commands = [fire, fire, resolve, repeat, replay, tick, tick, tick, operator, leadership, restart, provider, outage]
+const latency = fc.constantFrom(0, 0, 200, 2_000, 20_000).map(ms => command(`API latency ${ms} ms`, async w => { w.latencyMs = ms }))
+
+const prometheus = fc.constantFrom<World['prometheus']>('firing', 'firing', 'down').map(state => command(`Prometheus ${state}`, async w => { w.prometheus = state }))
+
+const pause = fc.record({ scope: fc.constantFrom<string | undefined>(undefined, 'app', 'data'), lift: fc.boolean(), expiresInMs: fc.constantFrom<number | undefined>(undefined, 60_000, 600_000), via: replica })
+  .map(({ scope, lift, expiresInMs, via }) => command(`${lift ? 'lift the pause of' : 'pause'} ${scope ?? 'the cluster'}${!lift && expiresInMs !== undefined ? ` for ${expiresInMs / 1000}s` : ''} via ${via}`, async w => {
+    const at = Date.now()
+    await w.whileTicking(w.engines[via].setPause(scope, lift ? undefined : { reason: 'model', by: 'model', at: iso(at), ...(expiresInMs === undefined ? {} : { until: iso(at + expiresInMs) }) })).catch(() => {})
+  }))
+
+const commands = [fire, fire, resolve, repeat, replay, tick, tick, tick, operator, leadership, restart, provider, outage, latency, prometheus, pause]
 
 /** After the sequence: Alertmanager resolves everything, time passes; every remediation must have ended. */
 async function finish (w: World) {
   w.sim.setReachable(true)
   w.providerMode = 'ok'
+  w.latencyMs = 0
+  w.prometheus = 'firing'
+  for (const scope of [undefined, 'app', 'data']) await w.whileTicking(w.engines.a.setPause(scope, undefined)).catch(() => {})
   if (w.holder === undefined) { w.holder = 'a'; void w.engines.a.setLeader(true) }
   for (const e of w.episodes.filter(e => !e.resolved)) {
     e.resolved = true
@@ -367,10 +427,10 @@ async function finish (w: World) {
 
 const stats = { runs: 0, started: 0, withStarts: 0 }
 
-async function runLifecycle (cmds: Iterable<Command>, budgetForCheck?: string): Promise<string[]> {
+async function runLifecycle (cmds: Iterable<Command>, budgetForCheck?: string, gates?: EngineDeps['gates']): Promise<string[]> {
   const began = performance.now()
   const cpu = process.cpuUsage()
-  const w = new World(budgetForCheck)
+  const w = new World(budgetForCheck, gates)
   try {
     await fc.asyncModelRun(() => ({ model: { steps: 0 }, real: w }), cmds)
     await finish(w)
@@ -403,4 +463,12 @@ t.test('the harness can fail: checked against a tighter budget than the engine o
     if (violations.some(v => v.includes('out of service, budget'))) throw new Error(violations[0])
   }), { seed: 20261202, numRuns: 200, endOnFailure: true })
   t.ok(result.failed, 'a 40% budget is not a budget of 1: some lifecycle cordons a second node in a pool')
+})
+
+t.test('the harness can fail: an engine that ignores pauses is caught cordoning under one', { timeout: 0 }, async t => {
+  const result = await fc.check(fc.asyncProperty(fc.commands(commands, { maxCommands: 40, size: 'large' }), async cmds => {
+    const violations = await runLifecycle(cmds, undefined, { paused: () => undefined })
+    if (violations.some(v => v.includes('was paused'))) throw new Error(violations[0])
+  }), { seed: 20261203, numRuns: 300, endOnFailure: true })
+  t.ok(result.failed, 'some lifecycle pauses a pool and then sees a cordon in it')
 })
