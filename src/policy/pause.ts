@@ -14,11 +14,13 @@ export function pauseActive (pause: Pause | undefined, now: number): boolean {
 }
 
 export function pauseBlock (pauses: ReadonlyMap<string, Pause>, pool: string, now: number): Block | undefined {
-  for (const [key, where] of [['cluster', 'cluster-wide'], [`pool/${pool}`, `for pool ${pool}`]] as const) {
+  // Keys as stored (`pool/NAME`); scopes as every other rule names them (`pool=NAME`).
+  for (const [key, scope, where] of [['cluster', 'cluster', 'cluster-wide'], [`pool/${pool}`, `pool=${pool}`, `for pool ${pool}`]] as const) {
     const pause = pauses.get(key)
     if (!pauseActive(pause, now)) continue
+    const at = pause!.at === '' ? '' : ` at ${pause!.at}`
     const until = pause!.until === undefined ? '' : ` until ${pause!.until}`
-    return { rule: 'paused', scope: key, reason: `paused ${where} by ${pause!.by} at ${pause!.at}${until}: ${pause!.reason}`, ...(pause!.until === undefined ? {} : { until: parseTime(pause!.until) }) }
+    return { rule: 'paused', scope, reason: `paused ${where} by ${pause!.by}${at}${until}: ${pause!.reason}`, ...(pause!.until === undefined ? {} : { until: parseTime(pause!.until) }) }
   }
   return undefined
 }

@@ -117,7 +117,8 @@ function poolLines (pool: PoolBudget, now: number, paint: (style: Style, text: s
 function pauseLine (pause: Pause, now: number): string {
   const scope = pause.scope === 'cluster' ? 'cluster' : `pool ${pause.pool ?? '?'}`
   const until = pause.until === undefined ? 'until lifted' : `until ${pause.until} (${relative(pause.until, now)})`
-  return `${scope} paused by ${pause.by} ${relative(pause.at, now)}: ${pause.reason} · ${until}`
+  // A pause written by hand with kubectl may have no time it was set.
+  return `${scope} paused by ${pause.by}${pause.at === '' ? '' : ` ${relative(pause.at, now)}`}: ${pause.reason} · ${until}`
 }
 
 function windowsLine (windows: WindowsState, paint: (style: Style, text: string) => string, now: number): string {

@@ -85,7 +85,7 @@ t.test('operators stay in charge, on a real cluster with two replicas', { skip: 
       const states = await Promise.all([s.state(frozen[0]!), s.state(frozen[1]!)])
       return states.every(state => state?.deferred?.rule === 'paused')
     }, { timeoutMs: 10_000 })
-    t.match((await s.state(frozen[0]!)).deferred, { rule: 'paused', scope: 'pool/frozen', reason: /db migration/ })
+    t.match((await s.state(frozen[0]!)).deferred, { rule: 'paused', scope: 'pool=frozen', reason: /db migration/ })
     await sleep(3000)
     t.same(await s.cordoned(frozen), [], 'nothing cordoned')
     t.same([await s.phase(frozen[0]!), await s.phase(frozen[1]!)], ['pending', 'pending'])

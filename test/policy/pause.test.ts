@@ -18,13 +18,14 @@ t.test('the cluster-wide pause holds every pool; a pool pause only its pool; the
   t.equal(pauseBlock(pauses, 'app', at), undefined)
   t.same(pauseBlock(pauses, 'data', at), {
     rule: 'paused',
-    scope: 'pool/data',
+    scope: 'pool=data',
     reason: 'paused for pool data by alice at 2026-12-01T11:00:00.000Z until 2026-12-01T13:00:00.000Z: incident 4711',
     until: Date.parse('2026-12-01T13:00:00Z')
   })
   const both = new Map([...pauses, ['cluster', pause({ by: 'bob', reason: 'change freeze' })]])
   t.match(pauseBlock(both, 'app', at), { rule: 'paused', scope: 'cluster', reason: 'paused cluster-wide by bob at 2026-12-01T11:00:00.000Z: change freeze' })
   t.equal(pauseBlock(both, 'data', at)!.scope, 'cluster', 'the wider pause is named first')
+  t.match(pauseBlock(new Map([['cluster', pause({ by: 'unknown', at: '' })]]), 'app', at), { reason: 'paused cluster-wide by unknown: incident 4711' }, 'written by hand without a time: no empty "at"')
 })
 
 t.test('expired pauses are the ones to end', async t => {

@@ -535,7 +535,7 @@ t.test('a pool pause holds only its pool; a pause with an expiry ends by itself,
   const decisions = await engine.intake([fresh(data), fresh(app)], 'alertmanager', false)
   t.match(decisions.find(d => d.node === data), { rule: 'paused', reason: /deferred: paused for pool data by bob at .* until .*: db migration$/ })
   t.not(decisions.find(d => d.node === app)!.rule, 'paused', 'another pool is not held')
-  t.match(await engine.node(data), { phase: 'pending', deferred: { rule: 'paused', scope: 'pool/data' } })
+  t.match(await engine.node(data), { phase: 'pending', deferred: { rule: 'paused', scope: 'pool=data' } })
   await until('the pause expired and the held node started', async () => await phaseOf(sim, data) === 'cooldown', 10_000)
   t.ok(sim.events.some(e => e.event.reason === 'RemediationPauseExpired' && /pool\/data reached its expiry/.test(e.event.note)), 'an Event says the pause ended')
   t.same((await engine.pauses()).pauses, [])

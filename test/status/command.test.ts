@@ -334,7 +334,7 @@ t.test('a fleet scripted on the real engine: the table line by line, and --json 
     'NODES: 5 of 5 shown (--all lists the healthy ones)',
     'POOL  ZONE    NODE       PHASE     SINCE   WHY',
     'app   zone-a  worker-3   cooldown  8m ago  fix proven: Ready and schedulable for VERIFY_DWELL without a re-fire · outcome: remediated · cooldown ends in 22m',
-    'app   zone-b  worker-2   pending   3m ago  held by paused (pool/app): paused for pool app by alice at 2026-01-12T12:05:00.000Z until 2026-01-12T13:05:00.000Z: etcd upgrade',
+    'app   zone-b  worker-2   pending   3m ago  held by paused (pool=app): paused for pool app by alice at 2026-01-12T12:05:00.000Z until 2026-01-12T13:05:00.000Z: etcd upgrade',
     'data  zone-a  worker-7   pending   1m ago  held by window: outside the maintenance windows (REMEDIATION_WINDOWS Mon-Fri 08:00-12:06 UTC); next opening 2026-01-13T08:00:00.000Z',
     'data  zone-b  worker-8   healthy   -       no remediation yet · out of service by others: cordoned',
     'data  zone-b  worker-10  draining  7m ago  draining until 2026-01-12T12:16:00.000Z at the latest · drain deadline in 8m',
