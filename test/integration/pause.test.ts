@@ -7,7 +7,8 @@ import { notification, startScenario, type Scenario } from '../support/scenario.
 /**
  * Operators stay in charge, on a real control plane with two replicas: a pause set through either
  * replica (or written on the Lease with kubectl) holds every new start, survives both replicas,
- * ends by itself at its expiry; the phase shows as a node label kubectl can select on.
+ * ends by itself at its expiry; the phase shows as a node label kubectl can select on. A maintenance
+ * window closed now defers a new start and says when it opens.
  */
 const bins = await binariesForTest()
 
@@ -201,4 +202,34 @@ t.test('operators stay in charge, on a real cluster with two replicas', { skip: 
     t.equal(lift.code, 0, lift.stderr)
     await waitFor('the node to be remediated once the annotation is gone', async () => await s.phase(annotated[0]!) === 'failed', { timeoutMs: 30_000 })
   })
+})
+
+/** A one-hour UTC window opening two hours from `now` (to the minute): closed now, opening at a known instant. */
+function windowOpeningInTwoHours (now: number) {
+  const opens = new Date(Math.floor((now + 2 * 3_600_000) / 60_000) * 60_000)
+  const closes = new Date(opens.getTime() + 3_600_000)
+  const clock = (at: Date) => at.toISOString().slice(11, 16)
+  const day = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][opens.getUTCDay()]
+  // Near midnight the end falls on the next day, before the start: the grammar reads that as running past midnight.
+  return { spec: `${day} ${clock(opens)}-${clock(closes)} UTC`, opens: opens.toISOString() }
+}
+
+t.test('a maintenance window closed now defers a new start with its next opening, on a real cluster', { skip: bins.skip ?? false, timeout: 120_000 }, async t => {
+  const s = await startScenario(bins.binDir!)
+  t.teardown(() => s.stop())
+  const nodes = await s.nodes('windowed', 3)
+  const { spec, opens } = windowOpeningInTwoHours(Date.now())
+  const controller = await s.controller('windowed', { ...env, REMEDIATION_WINDOWS: spec })
+  await waitFor('the controller to lead', async () => await s.leaseHolder() === controller.name, { timeoutMs: 20_000 })
+
+  const answer = await controller.post('/v1/alerts', notification([nodes[0]!]))
+  t.match(answer.body.decisions, [{ node: nodes[0], action: 'deferred', rule: 'window', reason: `outside the maintenance windows (REMEDIATION_WINDOWS ${spec}); next opening ${opens}` }])
+  await waitFor('the record to show the window', async () => (await s.state(nodes[0]!))?.deferred?.rule === 'window', { timeoutMs: 10_000 })
+  t.match((await s.state(nodes[0]!)).deferred, { rule: 'window', reason: new RegExp(`next opening ${opens}$`) })
+  await sleep(3000)
+  t.same(await s.cordoned(nodes), [], 'nothing cordoned while the window is closed')
+  t.equal(await s.phase(nodes[0]!), 'pending')
+  const listed = await controller.get('/v1/pause')
+  t.equal(listed.status, 200)
+  t.same(listed.body.windows, { spec, open: false, nextOpening: opens })
 })

@@ -690,3 +690,32 @@ t.test('a failed node an operator deletes, or a verified one an autoscaler remov
   await engine.intake([fresh('worker-1')], 'alertmanager', false)
   await until('worker-1 starts on the freed slot', async () => (await phaseOf(sim, 'worker-1')) !== 'pending')
 })
+
+t.test('the Events tell the whole story as `kubectl describe node` shows it, one line a step, each readable by a person', async t => {
+  const sim = seededSim()
+  const { engine } = startEngine(sim)
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const firing = fresh('worker-3')
+  await engine.intake([firing], 'alertmanager', false)
+  await until('worker-3 cooling down', async () => await phaseOf(sim, 'worker-3') === 'cooldown')
+  const lines = sim.events.filter(e => e.node === 'worker-3').map(e => `${e.event.reason}: ${e.event.note}`)
+  const instant = '(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z)'
+  const story = [
+    new RegExp(`^RemediationPending: alert NodeDiskIOPSSaturated firing since ${firing.startsAt.replaceAll('.', '\\.')}$`),
+    /^RemediationCordoned: cordoned to reboot$/,
+    new RegExp(`^RemediationDraining: draining until ${instant} at the latest$`),
+    /^RemediationRemediating: drained: evicted 2 pods, skipped 3 \(default\/node-exporter-worker-3: DaemonSet pod; default\/kube-proxy-worker-3: mirror pod; default\/report-29031: finished \(Succeeded\)\)$/,
+    new RegExp(`^RemediationRebooting: provider sim: simulated machine of worker-3 rebooted; waiting until ${instant} at the latest for the node to be Ready on a new boot$`),
+    /^RemediationVerifying: node Ready again on a new boot \(worker-3-boot-\w+\); back in service, proving the fix for VERIFY_DWELL$/,
+    /^RemediationCooldown: fix proven: Ready and schedulable for VERIFY_DWELL without a re-fire$/
+  ]
+  t.match(lines, story)
+  t.equal(lines.length, story.length, 'one Event a step, no more', { lines })
+  // The deadlines named are the configured ones (the test settings: DRAIN_TIMEOUT 3s, REBOOT_TIMEOUT 15m), counted from the step's start.
+  const state = await stateOf(sim, 'worker-3')
+  const enteredAt = (phase: string) => Date.parse((state.history as Array<{ to: string, at: string }>).find(h => h.to === phase)!.at)
+  const deadline = (line: number) => Date.parse(new RegExp(instant).exec(lines[line]!)![1]!)
+  t.equal(deadline(2) - enteredAt('draining'), 3000, 'the drain deadline is DRAIN_TIMEOUT after the drain began')
+  t.equal(deadline(4) - enteredAt('rebooting'), minutes(15), 'the reboot wait is REBOOT_TIMEOUT after the reboot')
+  t.match(lines[5], `(${(await sim.getNode('worker-3'))!.status!.nodeInfo!.bootID})`, 'the new boot is the one the node reports')
+})
