@@ -756,7 +756,15 @@ export function createEngine (deps: EngineDeps) {
     if (workers.has(name) || !leading()) return
     const controller = new AbortController()
     const done = remediateNode(name, controller.signal, workerDeps).then(
-      () => { workers.delete(name); failures.delete(name); enqueue(name); void kick() },
+      outcome => {
+        workers.delete(name)
+        // Nothing to do on a fresh read: our picture of the node is behind the cluster's. Look
+        // again after a pause (the watch catches up meanwhile), never in a tight loop.
+        if (outcome === 'idle') { retryLater(name); return }
+        failures.delete(name)
+        enqueue(name)
+        void kick()
+      },
       err => {
         workers.delete(name)
         if (controller.signal.aborted || err instanceof FencedError) return

@@ -38,18 +38,21 @@ const sameRemediation = (view: NodeView, record: NodeRecord, phase: NodeRecord['
  * the verification dwell — is level-triggered in the engine). Starts from whatever phase is
  * persisted, so an interrupted remediation resumes where it stopped; stops when the signal aborts.
  */
-export async function remediateNode (name: string, signal: AbortSignal, deps: WorkerDeps): Promise<void> {
+export async function remediateNode (name: string, signal: AbortSignal, deps: WorkerDeps): Promise<'stepped' | 'idle'> {
   const { store, provider, policy, metrics, now } = deps
   const persist = async (cached: V1Node | undefined, decide: (view: NodeView) => Change | undefined) => {
     signal.throwIfAborted()
     const result = await store.persist(name, cached, decide, deps.fence)
     if (result !== undefined) deps.observed(result.view, result.node)
   }
+  // 'idle': the fresh read showed no step to take (the node is gone, its record ended or belongs
+  // to another Node object): the engine's picture was behind, and it must not respawn at once.
+  let stepped = false
   for (;;) {
     signal.throwIfAborted()
     const current = await store.read(name)
     const record = current?.view.record
-    if (current === undefined || record === undefined) return
+    if (current === undefined || record === undefined) return stepped ? 'stepped' : 'idle'
     if (record.phase === 'cordoned') {
       await persist(current.node, view => sameRemediation(view, record, 'cordoned') ? beginDrain(view.record!, now(), policy) : undefined)
     } else if (record.phase === 'draining') {
@@ -89,7 +92,7 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
       if (held !== undefined) {
         deps.log.info({ node: name, remediationId: record.remediationId }, `provider ${action} of ${name} held: ${held}`)
         await deps.cluster.recordEvent(nodeRef(current.node), { type: 'Normal', reason: 'RemediationHeld', action: 'hold', note: `drained; the ${action} waits until the pause ends (${held})` }).catch(err => deps.log.warn({ err, node: name }, 'could not record event'))
-        return
+        return 'stepped'
       }
       let outcome: ProviderResult | { error: string }
       if (!deps.fence()) throw new FencedError(`provider ${action} of ${name}`)
@@ -107,7 +110,8 @@ export async function remediateNode (name: string, signal: AbortSignal, deps: Wo
         return providerDone(view.record!, now(), policy, provider.name, outcome)
       })
     } else {
-      return
+      return stepped ? 'stepped' : 'idle'
     }
+    stepped = true
   }
 }

@@ -444,8 +444,8 @@ async function runLifecycle (cmds: Iterable<Command>, budgetForCheck?: string, g
   }
 }
 
-const runs = Number(process.env.SHC_INVARIANT_RUNS ?? 1000)
-// A thousand lifecycles take a few minutes on this machine: more than the runner's default per file.
+const runs = Number(process.env.SHC_INVARIANT_RUNS ?? 2000)
+// Two thousand lifecycles take a few minutes on this machine: more than the runner's default per file.
 t.setTimeout(20 * 60_000)
 
 t.test(`the invariant holds over ${runs} seeded lifecycles with two replicas on one cluster`, { timeout: 0 }, async t => {
