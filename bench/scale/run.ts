@@ -26,9 +26,10 @@
  * 3. idle: the controller's requests over the idle window (audit log), its CPU and memory;
  * 4. heartbeat burst: every Node's Ready heartbeat patched as fast as the API server takes it;
  *    peak RSS and heap meanwhile, CPU per Node write (controller CPU until it is idle again,
- *    less its background rate measured in the 20 s before and after, ÷ writes); then the heap after a full GC (through the inspector) less
- *    the baseline's, ÷ nodes: heap per cached node;
- * 5. one remediation: one alert on the busiest node of pool-0, requests until it is in cooldown;
+ *    less its background rate measured in the 20 s before and after, ÷ writes); then the heap
+ *    after a full GC (through the inspector) less the baseline's, ÷ nodes: heap per cached node;
+ * 5. one remediation: one alert on the busiest node of pool-0, requests until its remediation
+ *    ends (with PROVIDER=none: failed, left cordoned for an operator, as nothing fixed the machine);
  * 6. a storm: one notification with an alert for every node; time to the 202, writes during
  *    it, then until the controller has not written for 45 s (STORM_SETTLE passes), then in a
  *    window in which nothing changes;
