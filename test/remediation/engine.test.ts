@@ -14,6 +14,8 @@ const fresh = (node: string, extra: Parameters<typeof alert>[1] = {}) => alert(n
 const stateOf = async (sim: ReturnType<typeof seededSim>, node: string) => JSON.parse((await sim.getNode(node))!.metadata!.annotations![`${prefix}/state`]!)
 const phasesOf = async (sim: ReturnType<typeof seededSim>, node: string) => (await stateOf(sim, node)).history.map((h: { to: string }) => h.to)
 const departedOf = async (sim: ReturnType<typeof seededSim>) => decodeFleetState((await sim.readControllerState()).annotations, '', prefix).departed
+/** A cloud that replaces the machine elsewhere: the node stays until the cloud removes it. */
+const replacedElsewhere: Provider = { name: 'cloud', remediate: async () => ({ detail: 'terminated in its group', outcome: 'replacing' }) }
 
 t.test('a firing alert cordons, drains, reboots (the ladder\'s first rung), verifies and cools the node down', async t => {
   const sim = seededSim()
@@ -78,8 +80,7 @@ t.test('PROVIDER=none: a drained node is never counted as fixed; it holds its sl
 
 t.test('replaced elsewhere: held cordoned until the cloud removes it, then the slot stays held until the pool is whole again', async t => {
   const sim = seededSim()
-  const provider: Provider = { name: 'cloud', remediate: async () => ({ detail: 'terminated in its group', outcome: 'replacing' }) }
-  const { engine } = startEngine(sim, { MAX_CONCURRENT_DRAINS: '1', VERIFY_DWELL: '300ms' }, { provider })
+  const { engine } = startEngine(sim, { MAX_CONCURRENT_DRAINS: '1', VERIFY_DWELL: '300ms' }, { provider: replacedElsewhere })
   t.teardown(async () => { await engine.stop(); sim.close() })
   await engine.intake([fresh('worker-6', { labels: { remediation: 'replace' } })], 'alertmanager', false)
   await until('worker-6 replacing', async () => await phaseOf(sim, 'worker-6') === 'replacing')
@@ -105,8 +106,7 @@ t.test('replaced elsewhere: held cordoned until the cloud removes it, then the s
 
 t.test('a node the cloud never removes fails at REPLACE_TIMEOUT and stays cordoned', async t => {
   const sim = seededSim()
-  const provider: Provider = { name: 'cloud', remediate: async () => ({ detail: 'terminated in its group', outcome: 'replacing' }) }
-  const { engine } = startEngine(sim, { REPLACE_TIMEOUT: '300ms' }, { provider })
+  const { engine } = startEngine(sim, { REPLACE_TIMEOUT: '300ms' }, { provider: replacedElsewhere })
   t.teardown(async () => { await engine.stop(); sim.close() })
   await engine.intake([fresh('worker-6', { labels: { remediation: 'replace' } })], 'alertmanager', false)
   await until('worker-6 failed', async () => await phaseOf(sim, 'worker-6') === 'failed')
@@ -661,8 +661,7 @@ t.test('pods that cannot be classified (an owner lookup refused) hold their node
 
 t.test('a departed node whose pool is not whole by REPLACE_TIMEOUT fails and keeps its slot until an operator releases it; a failed node an operator deletes frees its slot', async t => {
   const sim = seededSim()
-  const provider: Provider = { name: 'cloud', remediate: async () => ({ detail: 'terminated in its group', outcome: 'replacing' }) }
-  const { engine } = startEngine(sim, { MAX_CONCURRENT_DRAINS: '1', REPLACE_TIMEOUT: '600ms' }, { provider })
+  const { engine } = startEngine(sim, { MAX_CONCURRENT_DRAINS: '1', REPLACE_TIMEOUT: '600ms' }, { provider: replacedElsewhere })
   t.teardown(async () => { await engine.stop(); sim.close() })
   await engine.intake([fresh('worker-6', { labels: { remediation: 'replace' } })], 'alertmanager', false)
   await until('worker-6 replacing', async () => await phaseOf(sim, 'worker-6') === 'replacing')
