@@ -122,10 +122,11 @@ export function createEngine (deps: EngineDeps) {
   const { cluster, provider, config, metrics, log } = deps
   const now = deps.now ?? Date.now
   const policy = config.policy
-  // The pod checks' last answer per node, kept for the schedule (a protected node takes no slot),
-  // for the API (its numbers are never persisted), and re-checked after POD_CHECK_TTL_MS.
-  const podChecks = new Map<string, { block: Block, at: number }>()
-  const podCheckTtlMs = 15_000
+  // The last verdict of the slow checks before a start (pod checks, the Prometheus recheck) per
+  // node that held it: kept for the schedule (a held node takes no slot), for the API (its numbers
+  // are never persisted), and checked again after the TTL.
+  const startVerdicts = new Map<string, { block: Block, at: number }>()
+  const startVerdictTtlMs = 15_000
   // A follower never ran the checks itself: it trusts what the leader persisted, so both answer alike.
   const persistedPodBlock = (name: string): Block | undefined => {
     const deferred = fleet.get(name)?.record?.deferred
@@ -135,7 +136,7 @@ export function createEngine (deps: EngineDeps) {
     paused: pool => pauseBlock(fleet.state.pauses, pool, now()),
     window: () => windowBlock(config.windows, now()),
     ...deps.gates,
-    podChecks: name => podChecks.get(name)?.block ?? (leading() ? undefined : persistedPodBlock(name))
+    startVerdicts: name => startVerdicts.get(name)?.block ?? (leading() ? undefined : persistedPodBlock(name))
   }
   const store = createNodeStore({ cluster, annotationPrefix: config.annotationPrefix, policy, metrics, log })
   const fleetState = createFleetStateStore({ cluster, annotationPrefix: config.annotationPrefix, log })
@@ -431,9 +432,9 @@ export function createEngine (deps: EngineDeps) {
     } catch (err) {
       metrics.sourceUp.set({ source: 'prometheus' }, 0)
       const block: Block = { rule: 'recheck', reason: `cannot confirm the alert with Prometheus (${(err as Error).message.split('\n')[0]}); not draining` }
-      // Asked again once the pod checks' TTL has passed, not on every pass: a Prometheus that is
+      // Asked again once the verdict's TTL has passed, not on every pass: a Prometheus that is
       // down is not hammered, and the node waits like one held by a pod check (no slot taken).
-      podChecks.set(view.name, { block, at: now() })
+      startVerdicts.set(view.name, { block, at: now() })
       return record => deferPending(record, block)
     }
   }
@@ -451,19 +452,19 @@ export function createEngine (deps: EngineDeps) {
     // pending nodes still get their turn.
     const block = await startChecks(startCheckDeps, view, action, fleet).catch((err: Error): Block => {
       log.warn({ err, node: view.name }, 'could not classify the pods of a node about to start; holding it')
-      return { rule: 'protected-pods', reason: `cannot tell whether the drain would lose data: ${err.message}; held, checked again in ${podCheckTtlMs / 1000} s` }
+      return { rule: 'protected-pods', reason: `cannot tell whether the drain would lose data: ${err.message}; held, checked again in ${startVerdictTtlMs / 1000} s` }
     })
-    if (block === undefined) podChecks.delete(view.name)
-    else podChecks.set(view.name, { block, at: now() })
+    if (block === undefined) startVerdicts.delete(view.name)
+    else startVerdicts.set(view.name, { block, at: now() })
     return block
   }
 
-  /** Pod checks older than their TTL, or of nodes no longer pending, are dropped: the node gets its turn again. Returns when the next one expires. */
-  function expirePodChecks (at: number): number | undefined {
+  /** Start verdicts older than their TTL, or of nodes no longer pending, are dropped: the node gets its turn again. Returns when the next one expires. */
+  function expireStartVerdicts (at: number): number | undefined {
     let next: number | undefined
-    for (const [name, check] of podChecks) {
-      if (at - check.at >= podCheckTtlMs || fleet.get(name)?.record?.phase !== 'pending') podChecks.delete(name)
-      else next = Math.min(next ?? Infinity, check.at + podCheckTtlMs)
+    for (const [name, check] of startVerdicts) {
+      if (at - check.at >= startVerdictTtlMs || fleet.get(name)?.record?.phase !== 'pending') startVerdicts.delete(name)
+      else next = Math.min(next ?? Infinity, check.at + startVerdictTtlMs)
     }
     return next
   }
@@ -668,7 +669,7 @@ export function createEngine (deps: EngineDeps) {
   }
 
   async function schedulePass (at: number): Promise<number | undefined> {
-    const podCheckWake = expirePodChecks(at)
+    const startVerdictWake = expireStartVerdicts(at)
     let schedule = nextToStart(fleet, at, policy, gates)
     if (schedule.start.length > 0) {
       // The destructive step is decided on the freshest fleet state (pauses, breakers, doubts).
@@ -689,7 +690,7 @@ export function createEngine (deps: EngineDeps) {
       if (!leading()) return undefined
       await start(next)
     }
-    return [schedule.wakeAt, podCheckWake, ...[...podChecks.values()].map(c => c.at + podCheckTtlMs)].reduce<number | undefined>((a, b) => b === undefined || (a !== undefined && a <= b) ? a : b, undefined)
+    return [schedule.wakeAt, startVerdictWake, ...[...startVerdicts.values()].map(c => c.at + startVerdictTtlMs)].reduce<number | undefined>((a, b) => b === undefined || (a !== undefined && a <= b) ? a : b, undefined)
   }
 
   async function reconcileOnce () {
@@ -874,7 +875,7 @@ export function createEngine (deps: EngineDeps) {
     /** A full pass now (or right after the one under way): every tracked node and the schedule. */
     reconcile () {
       for (const view of fleet.withRecords()) queue.add(view.name)
-      podChecks.clear()
+      startVerdicts.clear()
       scheduleDirty = true
       return kick()
     },

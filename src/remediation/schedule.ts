@@ -20,7 +20,7 @@ import { backFromReboot, cooldownOver, dwellEndsAt, uncordonedByOperator } from 
 export type Gates = {
   paused?: (pool: string) => Block | undefined
   window?: () => Block | undefined
-  podChecks?: (node: string) => Block | undefined
+  startVerdicts?: (node: string) => Block | undefined
 }
 
 export type Start = { node: string, action: RungAction }
@@ -102,7 +102,7 @@ export function nextToStart (fleet: Fleet, now: number, config: PolicyConfig, ga
       gates.paused?.(node.pool) ??
       window ??
       truncatedBlock(node, fleet) ??
-      gates.podChecks?.(node.name) ??
+      gates.startVerdicts?.(node.name) ??
       storm ??
       breakerBlock(pool, alerting(poolKey), config) ??
       breakerBlock(zone, alerting(zoneKey), config) ??
