@@ -408,8 +408,11 @@ export function createEngine (deps: EngineDeps) {
     const pools = [...new Set(alerts.map(alert => alert.node === undefined ? undefined : fleet.get(alert.node)?.pool).filter(pool => pool !== undefined))]
     const state = await fleetState.update(state => {
       const doubts = new Map(state.doubts)
+      const known = state.doubts.get(groupKey)
       if (hidden === 0) doubts.delete(groupKey)
-      else if (state.doubts.get(groupKey)?.hidden !== hidden) doubts.set(groupKey, { groupKey, pools, since: iso(at), hidden })
+      else if (known?.hidden !== hidden) doubts.set(groupKey, { groupKey, pools, since: iso(at), hidden, lastSeen: iso(at) })
+      // Still truncated: seen again (coarsely, like an alert's lastSeen), so the doubt does not expire.
+      else if (at - parseTime(known.lastSeen ?? known.since) >= policy.alertTtlMs / 4) doubts.set(groupKey, { ...known, lastSeen: iso(at) })
       else return state
       return { ...state, doubts }
     })
@@ -510,7 +513,10 @@ export function createEngine (deps: EngineDeps) {
       metrics.sourceUp.set({ source: 'alertmanager' }, 1)
     } catch (err) {
       metrics.sourceUp.set({ source: 'alertmanager' }, 0)
-      return record => deferPending(record, { rule: 'recheck', reason: `cannot confirm the alert with Alertmanager (${(err as Error).message.split('\n')[0]}); not draining` })
+      const block: Block = { rule: 'recheck', reason: `cannot confirm the alert with Alertmanager (${(err as Error).message.split('\n')[0]}); not draining` }
+      // As for Prometheus: asked again after the verdict's TTL, not on every pass.
+      startVerdicts.set(view.name, { block, at: now() })
+      return record => deferPending(record, block)
     }
     await applyAlertmanager(current, view.name)
     const after = fleet.get(view.name)

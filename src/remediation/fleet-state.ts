@@ -34,7 +34,7 @@ export type Pause = { reason: string, by: string, at: string, until?: string }
 export const pauseKey = (pool?: string) => pool === undefined ? 'cluster' : `pool/${pool}`
 
 /** A notification Alertmanager truncated (max_alerts): its pools are in doubt until the picture is complete. */
-export type Doubt = { groupKey: string, pools: string[], since: string, hidden: number }
+export type Doubt = { groupKey: string, pools: string[], since: string, hidden: number, /** the last truncated notification of the group (refreshed coarsely) */ lastSeen?: string }
 
 export type FleetState = {
   /** Optimistic concurrency token of the stored document. */

@@ -43,15 +43,20 @@ export function vetoBlock (node: NodeView, now: number): Block | undefined {
   return { rule: 'veto', reason: `vetoed: ${veto.reason}` }
 }
 
-/** Truncated notifications touching the pool make its picture doubtful until it is complete again. */
-function truncatedBlock (node: NodeView, fleet: Fleet): Block | undefined {
+/**
+ * Truncated notifications touching the pool make its picture doubtful until an untruncated
+ * notification of that group comes, or until the group has not been sent truncated for ALERT_TTL
+ * (Alertmanager repeats a live group every repeat_interval: silence past the TTL means it ended).
+ */
+function truncatedBlock (node: NodeView, fleet: Fleet, now: number, config: PolicyConfig): Block | undefined {
   for (const doubt of fleet.state.doubts.values()) {
-    if (!doubt.pools.includes(node.pool)) continue
+    if (!doubt.pools.includes(node.pool) || now - parseTime(doubt.lastSeen ?? doubt.since) >= config.alertTtlMs) continue
     return {
       rule: 'truncated',
       scope: `pool=${node.pool}`,
-      reason: `Alertmanager truncated a notification touching pool ${node.pool} (max_alerts); waiting for a complete picture (an Alertmanager sync or an untruncated notification of that group)`,
-      detail: { hidden: doubt.hidden, since: doubt.since }
+      reason: `Alertmanager truncated a notification touching pool ${node.pool} (max_alerts); waiting for an untruncated notification of that group, or for the group to go quiet for ALERT_TTL`,
+      detail: { hidden: doubt.hidden, since: doubt.since },
+      until: parseTime(doubt.lastSeen ?? doubt.since) + config.alertTtlMs
     }
   }
   return undefined
@@ -101,7 +106,7 @@ export function nextToStart (fleet: Fleet, now: number, config: PolicyConfig, ga
       nodeCooldownBlock(node, now) ??
       gates.paused?.(node.pool) ??
       window ??
-      truncatedBlock(node, fleet) ??
+      truncatedBlock(node, fleet, now, config) ??
       gates.startVerdicts?.(node.name) ??
       storm ??
       breakerBlock(pool, alerting(poolKey), config) ??

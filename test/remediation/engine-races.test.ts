@@ -126,3 +126,41 @@ t.test('a silence lifted: Alertmanager\'s notification makes the node pending ag
   const status = await engine.node('worker-3')
   t.not(status!.phase, 'cancelled', 'Alertmanager holds it active and sent it: the node is pending again, as when the webhook comes first')
 })
+
+t.test('a storm group that ends in a truncated notification leaves its pool in doubt only until the group has been quiet for ALERT_TTL', async t => {
+  const sim = seededSim()
+  let offset = 0
+  const { engine } = startEngine(sim, { ALERT_TTL: '1m', VERIFY_DWELL: '1h', BREAKER_MIN_NODES: '3' }, { now: () => Date.now() + offset })
+  t.teardown(async () => { await engine.stop(); sim.close() })
+  const a = fresh('worker-1')
+  await engine.intake([a], 'alertmanager', false, { truncatedAlerts: 9, groupKey: 'storm' })
+  // Its last notification: everything resolved, still cut at max_alerts; the group never comes back.
+  await engine.intake([{ ...a, status: 'resolved' as const, endsAt: iso(now()) }], 'alertmanager', false, { truncatedAlerts: 9, groupKey: 'storm' })
+  const [held] = await engine.intake([fresh('worker-2')], 'alertmanager', false, { truncatedAlerts: 0, groupKey: 'other' })
+  t.match(held, { rule: 'truncated', reason: /waiting for an untruncated notification of that group, or for the group to go quiet for ALERT_TTL/ }, 'at first, in doubt')
+  // A minute later worker-2's own alert is repeated (so it still counts), the storm's group is not.
+  offset += 61_000
+  await engine.intake([fresh('worker-2')], 'alertmanager', false, { truncatedAlerts: 0, groupKey: 'other' })
+  await engine.reconcile()
+  await until('the doubt expired and worker-2 started', async () => (await phaseOf(sim, 'worker-2')) !== 'pending', 5000)
+})
+
+for (const which of ['alertmanager', 'prometheus'] as const) {
+  t.test(`${which} down at the pre-drain confirmation is asked again after a while, not on every pass`, async t => {
+    const sim = seededSim()
+    let calls = 0
+    const down = async (): Promise<never> => { calls++; throw new Error('connect ECONNREFUSED') }
+    const extra = which === 'alertmanager' ? { alertmanager: down } : { prometheusCheck: down }
+    const { engine } = startEngine(sim, { ALERTMANAGER_SYNC: '1h' }, extra as never)
+    t.teardown(async () => { await engine.stop(); sim.close() })
+    await engine.intake([fresh('worker-1')], 'alertmanager', false)
+    const before = calls
+    // Unrelated node churn (a label an operator sets on other nodes) while it is down.
+    for (let i = 0; i < 20; i++) {
+      sim.updateNode('worker-7', node => { node.spec = { ...node.spec, unschedulable: i % 2 === 0 } })
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    t.equal(await phaseOf(sim, 'worker-1'), 'pending', 'never drained without the confirmation')
+    t.ok(calls - before <= 3, 'asked at most a few times within the 15 s hold')
+  })
+}
